@@ -1,6 +1,10 @@
 //! Parse: raw bytes -> [`InboundMail`]. Total over its input: it never panics, and oddities become warnings.
 //! Limits are checked before the MIME parser runs, so hostile mail is refused cheaply.
 
+pub mod html;
+pub mod strip;
+pub mod subject;
+
 use mail_parser::{HeaderValue, MessageParser};
 
 use crate::config::Limits;
