@@ -5,7 +5,13 @@
 //! and from the store's outbox -> [`outbound`] render -> send over SMTP.
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod config;
+pub mod ingest;
 pub mod model;
 pub mod parse;
+pub mod pipeline;
+pub mod report;
+pub mod store;
+pub mod thread;
 pub mod token;

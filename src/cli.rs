@@ -1,0 +1,259 @@
+//! The command line. Raw flags (clap) are turned into built objects (config, store, pipeline) here, and every
+//! failure becomes a sysexits code: 75 (EX_TEMPFAIL) for what an MTA should retry, 78 (EX_CONFIG) for bad config.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Config};
+use crate::ingest::files::{Input, read_input};
+use crate::pipeline::{Incoming, Pipeline};
+use crate::store::{Store, StoreError, TicketFilter};
+
+pub const EX_TEMPFAIL: u8 = 75;
+pub const EX_CONFIG: u8 = 78;
+pub const EX_USAGE: u8 = 64;
+pub const EX_SOFTWARE: u8 = 70;
+pub const EX_NOINPUT: u8 = 66;
+
+#[derive(Parser)]
+#[command(name = "postdesk", version, about = "An email-driven helpdesk daemon")]
+pub struct Cli {
+    /// Config file.
+    #[arg(long, global = true, env = "POSTDESK_CONFIG", default_value = config::DEFAULT_PATH)]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Take mail from stdin (one message, as an MTA pipes it) or from files: .eml, mbox, Maildir folders.
+    Ingest {
+        /// Files or folders; none means one message on stdin.
+        files: Vec<PathBuf>,
+    },
+    /// Look at tickets.
+    Ticket {
+        #[command(subcommand)]
+        command: TicketCommand,
+    },
+    /// Validate the config (and the rules and templates it names); exit 78 when something is wrong.
+    Check,
+    /// What the daemon is doing, at a glance.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mail refused into quarantine.
+    Quarantine {
+        #[command(subcommand)]
+        command: QuarantineCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TicketCommand {
+    /// List tickets, newest activity first.
+    List {
+        #[arg(long)]
+        queue: Option<String>,
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        limit: Option<u32>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One ticket with all its articles.
+    Show {
+        number: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum QuarantineCommand {
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A failure with the exit code it maps to.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: u8, message: impl Into<String>) -> Self {
+        Failure { code, message: message.into() }
+    }
+}
+
+impl From<config::ConfigError> for Failure {
+    fn from(e: config::ConfigError) -> Self {
+        Failure::new(EX_CONFIG, e.to_string())
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Failure::new(if e.is_transient() { EX_TEMPFAIL } else { EX_SOFTWARE }, e.to_string())
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("postdesk: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("POSTDESK_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    // journald adds its own timestamps; plain lines on stderr read well there and in a terminal.
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
+
+pub fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Ingest { files } => ingest(&cli.config, &files),
+        Command::Ticket { command } => ticket(&cli.config, command),
+        Command::Check => check(&cli.config),
+        Command::Status { json } => status(&cli.config, json),
+        Command::Quarantine { command: QuarantineCommand::List { limit, json } } => {
+            quarantine_list(&cli.config, limit, json)
+        }
+    }
+}
+
+pub fn load_config(path: &Path) -> Result<Config, Failure> {
+    Ok(Config::load(path)?)
+}
+
+fn open_store(config: &Config) -> Result<Store, Failure> {
+    Ok(Store::open(&config.database_path())?)
+}
+
+/// Mails per transaction for `ingest` of many files: enough to amortise the commit, small enough to bound memory.
+const INGEST_BATCH: usize = 64;
+
+fn ingest(config_path: &Path, files: &[PathBuf]) -> Result<(), Failure> {
+    let config = Arc::new(load_config(config_path)?);
+    let mut store = open_store(&config)?;
+    let pipeline = Pipeline::new(config);
+    let inputs: Vec<Input> =
+        if files.is_empty() { vec![Input::Stdin] } else { files.iter().cloned().map(Input::Path).collect() };
+    let mut batch: Vec<Incoming> = Vec::new();
+    for input in &inputs {
+        // An unreadable input is a transient failure for an MTA (it keeps the mail and retries).
+        let mails = read_input(input).map_err(|e| Failure::new(EX_NOINPUT, e.to_string()))?;
+        for mail in mails {
+            batch.push(mail);
+            if batch.len() >= INGEST_BATCH {
+                flush(&pipeline, &mut store, &mut batch)?;
+            }
+        }
+    }
+    flush(&pipeline, &mut store, &mut batch)
+}
+
+fn flush(pipeline: &Pipeline, store: &mut Store, batch: &mut Vec<Incoming>) -> Result<(), Failure> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let outcomes = pipeline.process_batch(store, batch)?;
+    for (mail, outcome) in batch.iter().zip(outcomes) {
+        println!("{}: {outcome}", mail.source);
+    }
+    batch.clear();
+    Ok(())
+}
+
+fn ticket(config_path: &Path, command: TicketCommand) -> Result<(), Failure> {
+    let config = load_config(config_path)?;
+    let store = open_store(&config)?;
+    match command {
+        TicketCommand::List { queue, state, limit, json } => {
+            let tickets = store.list_tickets(&TicketFilter { queue, state, limit })?;
+            if json {
+                print_json(&tickets);
+            } else if tickets.is_empty() {
+                println!("no tickets");
+            } else {
+                println!(
+                    "{:<18} {:<8} {:<12} {:<9} {:<28} SUBJECT",
+                    "NUMBER", "STATE", "QUEUE", "PRIORITY", "CUSTOMER"
+                );
+                for t in tickets {
+                    println!(
+                        "{:<18} {:<8} {:<12} {:<9} {:<28} {}",
+                        t.number, t.state, t.queue, t.priority, t.customer, t.subject
+                    );
+                }
+            }
+        }
+        TicketCommand::Show { number, json } => {
+            let detail =
+                store.ticket_detail(&number)?.ok_or_else(|| Failure::new(EX_NOINPUT, format!("no ticket {number}")))?;
+            if json {
+                print_json(&detail);
+            } else {
+                print!("{}", crate::report::ticket_text(&detail));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check(config_path: &Path) -> Result<(), Failure> {
+    let config = load_config(config_path)?;
+    println!("{}: ok", config_path.display());
+    let _ = config;
+    Ok(())
+}
+
+fn status(config_path: &Path, json: bool) -> Result<(), Failure> {
+    let config = load_config(config_path)?;
+    let store = open_store(&config)?;
+    let counts = store.status_counts()?;
+    if json {
+        print_json(&counts);
+    } else {
+        print!("{}", crate::report::status_text(&counts, chrono::Utc::now().timestamp()));
+    }
+    Ok(())
+}
+
+fn quarantine_list(config_path: &Path, limit: u32, json: bool) -> Result<(), Failure> {
+    let config = load_config(config_path)?;
+    let store = open_store(&config)?;
+    let items = store.quarantine_list(limit)?;
+    if json {
+        print_json(&items);
+    } else {
+        for q in items {
+            println!("#{:<5} {:>10} bytes  {}  {}", q.id, q.size, q.source, q.reason);
+        }
+    }
+    Ok(())
+}
+
+fn print_json<T: serde::Serialize>(value: &T) {
+    println!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")));
+}

@@ -1,0 +1,439 @@
+//! One mail (or a batch) from raw bytes to committed rows: parse -> thread -> route -> store. The whole batch is one
+//! transaction (group commit); each mail has its own savepoint, so one bad mail is quarantined and the rest go on.
+//! The caller acknowledges its source (IMAP move, MTA exit code) only after [`Pipeline::process_batch`] returns.
+
+use std::fmt;
+use std::sync::Arc;
+
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::model::{InboundMail, Priority, TicketState};
+use crate::parse::{self, Rejection};
+use crate::store::{NewArticle, NewTicket, Store, StoreError, Tx, sha256_hex};
+use crate::thread::{self, Resolution, ThreadLookup, Via};
+use crate::token::TokenFormat;
+
+/// A mail handed to the pipeline by a source.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    /// Where it came from, for people: `stdin`, a file path, `imap:INBOX/42`.
+    pub source: String,
+    /// The source's stable identity, when it has one (IMAP: mailbox + UIDVALIDITY + UID).
+    pub source_key: Option<String>,
+    pub raw: Vec<u8>,
+    /// Set when the source refused the mail before downloading it (too large): `raw` is then empty.
+    pub refused: Option<Refusal>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub size: usize,
+    pub reason: String,
+}
+
+impl Incoming {
+    pub fn new(source: impl Into<String>, raw: Vec<u8>) -> Self {
+        Incoming { source: source.into(), source_key: None, raw, refused: None }
+    }
+}
+
+/// What became of one mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    NewTicket {
+        number: String,
+        claimed: Option<String>,
+    },
+    FollowUp {
+        number: String,
+        via: String,
+        flagged_duplicate: bool,
+    },
+    /// Exactly these bytes were stored before: nothing new is written.
+    Duplicate {
+        number: Option<String>,
+    },
+    /// The source already delivered this mail (same source key): it was handled before a crash or restart.
+    AlreadyProcessed,
+    Quarantined {
+        id: i64,
+        reason: String,
+    },
+}
+
+impl Outcome {
+    /// Whether the source may drop (move away) the mail: true for every outcome, because quarantine keeps it too.
+    pub fn is_quarantined(&self) -> bool {
+        matches!(self, Outcome::Quarantined { .. })
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::NewTicket { number, claimed: None } => write!(f, "new ticket {number}"),
+            Outcome::NewTicket { number, claimed: Some(c) } => {
+                write!(f, "new ticket {number} (subject named ticket {c}, but the sender is not a party of it)")
+            }
+            Outcome::FollowUp { number, via, flagged_duplicate } => {
+                write!(f, "follow-up on ticket {number} (by {via})")?;
+                if *flagged_duplicate {
+                    f.write_str(", flagged: reuses a known Message-ID with different content")?;
+                }
+                Ok(())
+            }
+            Outcome::Duplicate { number: Some(n) } => {
+                write!(f, "duplicate of a mail already on ticket {n}; nothing stored")
+            }
+            Outcome::Duplicate { number: None } => f.write_str("duplicate of a mail already taken in; nothing stored"),
+            Outcome::AlreadyProcessed => f.write_str("already processed"),
+            Outcome::Quarantined { id, reason } => write!(f, "quarantined (#{id}): {reason}"),
+        }
+    }
+}
+
+/// What routing decided for a mail: the pipeline applies it in the same transaction.
+#[derive(Debug, Clone, Default)]
+pub struct Routing {
+    pub queue: String,
+    pub priority: Option<Priority>,
+    pub state: Option<TicketState>,
+    pub owner: Option<String>,
+    pub tags_add: Vec<String>,
+    pub tags_remove: Vec<String>,
+    pub fired: Vec<(String, String)>,
+}
+
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+pub struct Pipeline {
+    config: Arc<Config>,
+    tokens: TokenFormat,
+    clock: Clock,
+}
+
+impl Pipeline {
+    pub fn new(config: Arc<Config>) -> Self {
+        Self::with_clock(config, Arc::new(|| chrono::Utc::now().timestamp()))
+    }
+
+    pub fn with_clock(config: Arc<Config>, clock: Clock) -> Self {
+        let tokens = TokenFormat::new(&config.tickets.token_format);
+        Pipeline { config, tokens, clock }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Parses every mail first (pure CPU, no lock held), then stores the batch in one transaction.
+    pub fn process_batch(&self, store: &mut Store, batch: &[Incoming]) -> Result<Vec<Outcome>, StoreError> {
+        let parsed: Vec<Option<Result<InboundMail, Rejection>>> =
+            batch.iter().map(|m| m.refused.is_none().then(|| parse::parse_mail(&m.raw, &self.config.limits))).collect();
+        let now = (self.clock)();
+        let tx = store.begin()?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for (index, (incoming, parsed)) in batch.iter().zip(parsed).enumerate() {
+            let span = tracing::info_span!("mail", source = %incoming.source, message_id = tracing::field::Empty,
+                ticket = tracing::field::Empty);
+            let _guard = span.enter();
+            if let Some(Ok(mail)) = &parsed {
+                span.record("message_id", mail.message_id.as_deref().unwrap_or("-"));
+            }
+            let savepoint = format!("m{index}");
+            tx.savepoint(&savepoint)?;
+            let outcome = match self.store_one(&tx, incoming, parsed.as_ref(), now) {
+                Ok(outcome) => {
+                    tx.release(&savepoint)?;
+                    outcome
+                }
+                Err(e) if e.is_transient() => return Err(e),
+                Err(e) => {
+                    // A mail that the store refuses (a bug, a constraint) must not block the ones behind it.
+                    tx.rollback_to(&savepoint)?;
+                    warn!(error = %e, "storing failed; quarantining the mail");
+                    self.quarantine(&tx, incoming, &format!("could not be stored: {e}"), now)?
+                }
+            };
+            if let Outcome::NewTicket { number, .. } | Outcome::FollowUp { number, .. } = &outcome {
+                span.record("ticket", number.as_str());
+            }
+            info!(outcome = %outcome, "processed");
+            outcomes.push(outcome);
+        }
+        tx.commit()?;
+        Ok(outcomes)
+    }
+
+    fn store_one(
+        &self,
+        tx: &Tx<'_>,
+        incoming: &Incoming,
+        parsed: Option<&Result<InboundMail, Rejection>>,
+        now: i64,
+    ) -> Result<Outcome, StoreError> {
+        if let Some(key) = &incoming.source_key
+            && tx.ledger_by_source_key(key)?.is_some()
+        {
+            return Ok(Outcome::AlreadyProcessed);
+        }
+        if let Some(refusal) = &incoming.refused {
+            let id = tx.quarantine(&refusal.reason, &incoming.source, None, refusal.size, None, now)?;
+            tx.record_ledger(
+                &incoming.source,
+                incoming.source_key.as_deref(),
+                "",
+                None,
+                "quarantined",
+                None,
+                None,
+                Some(id),
+                now,
+            )?;
+            return Ok(Outcome::Quarantined { id, reason: refusal.reason.clone() });
+        }
+        let sha = sha256_hex(&incoming.raw);
+        if let Some(hit) = tx.ledger_by_sha256(&sha)? {
+            tx.record_ledger(
+                &incoming.source,
+                incoming.source_key.as_deref(),
+                &sha,
+                None,
+                "duplicate",
+                None,
+                None,
+                None,
+                now,
+            )?;
+            return Ok(Outcome::Duplicate { number: hit.ticket_number });
+        }
+        let mail = match parsed {
+            Some(Ok(mail)) => mail,
+            Some(Err(rejection)) => return self.quarantine(tx, incoming, &rejection.to_string(), now),
+            None => unreachable!("a refused mail returned above"),
+        };
+        self.store_mail(tx, incoming, mail, &sha, now)
+    }
+
+    fn quarantine(&self, tx: &Tx<'_>, incoming: &Incoming, reason: &str, now: i64) -> Result<Outcome, StoreError> {
+        let sha = sha256_hex(&incoming.raw);
+        let id = tx.quarantine(reason, &incoming.source, Some(&sha), incoming.raw.len(), Some(&incoming.raw), now)?;
+        tx.record_ledger(
+            &incoming.source,
+            incoming.source_key.as_deref(),
+            &sha,
+            None,
+            "quarantined",
+            None,
+            None,
+            Some(id),
+            now,
+        )?;
+        warn!(reason, "quarantined");
+        Ok(Outcome::Quarantined { id, reason: reason.to_string() })
+    }
+
+    fn store_mail(
+        &self,
+        tx: &Tx<'_>,
+        incoming: &Incoming,
+        mail: &InboundMail,
+        sha: &str,
+        now: i64,
+    ) -> Result<Outcome, StoreError> {
+        // The same Message-ID with different bytes: keep it, on the ticket of the first one, flagged.
+        let reused = match &mail.message_id {
+            Some(id) => tx.article_by_message_id(id)?,
+            None => None,
+        };
+        let (ticket_id, outcome, duplicate_of) = if let Some((first_article, ticket_id)) = reused {
+            let ticket = tx.ticket_by_message_id(mail.message_id.as_deref().unwrap_or_default())?;
+            let ticket = ticket
+                .ok_or_else(|| StoreError::Invalid(format!("article {first_article} has no ticket {ticket_id}")))?;
+            let outcome =
+                Outcome::FollowUp { number: ticket.number.clone(), via: "Message-ID".into(), flagged_duplicate: true };
+            self.follow_up(tx, ticket.id, mail, now)?;
+            (ticket.id, outcome, Some(first_article))
+        } else {
+            match thread::resolve(mail, &self.tokens, tx)? {
+                Resolution::Existing { ticket, via } => {
+                    let via = match via {
+                        Via::Token => "subject token".to_string(),
+                        Via::Reference(id) => format!("reference <{id}>"),
+                    };
+                    self.follow_up(tx, ticket.id, mail, now)?;
+                    let outcome = Outcome::FollowUp { number: ticket.number.clone(), via, flagged_duplicate: false };
+                    (ticket.id, outcome, None)
+                }
+                Resolution::New { claimed, note } => {
+                    let (id, number) = self.open_ticket(tx, mail, claimed.as_deref(), note.as_deref(), now)?;
+                    (id, Outcome::NewTicket { number, claimed }, None)
+                }
+            }
+        };
+        let raw_id = tx.insert_raw(&incoming.raw, sha)?;
+        let article_id = self.add_article(tx, ticket_id, mail, duplicate_of, raw_id, now)?;
+        let routing = self.route(mail, !matches!(outcome, Outcome::NewTicket { .. }), tx, ticket_id)?;
+        self.apply_routing(tx, ticket_id, article_id, &routing, now)?;
+        tx.record_ledger(
+            &incoming.source,
+            incoming.source_key.as_deref(),
+            sha,
+            mail.message_id.as_deref(),
+            "stored",
+            Some(ticket_id),
+            Some(article_id),
+            None,
+            now,
+        )?;
+        Ok(outcome)
+    }
+
+    fn open_ticket(
+        &self,
+        tx: &Tx<'_>,
+        mail: &InboundMail,
+        claimed: Option<&str>,
+        note: Option<&str>,
+        now: i64,
+    ) -> Result<(i64, String), StoreError> {
+        let day = chrono::DateTime::from_timestamp(now, 0).unwrap_or_default().format("%Y%m%d").to_string();
+        let number = tx.next_ticket_number(&day, self.config.tickets.system_id)?;
+        let customer = customer_address(mail);
+        let subject = crate::parse::subject::normalize_subject(&self.tokens.strip(&mail.subject));
+        let id = tx.create_ticket(&NewTicket {
+            number: &number,
+            subject: &subject,
+            queue: &self.config.tickets.default_queue,
+            priority: Priority::Normal,
+            state: TicketState::New,
+            customer: &customer,
+            customer_name: mail.from.as_ref().and_then(|a| a.name.as_deref()),
+            owner: None,
+            claimed_number: claimed,
+            now,
+        })?;
+        self.add_cc_parties(tx, id, mail)?;
+        let detail = note.unwrap_or_default();
+        tx.add_history(id, now, "system", "created", detail)?;
+        Ok((id, number))
+    }
+
+    fn follow_up(&self, tx: &Tx<'_>, ticket_id: i64, mail: &InboundMail, now: i64) -> Result<(), StoreError> {
+        // Automatic mail (bounces, out-of-office) never reopens a ticket; a person writing again does.
+        let reopen = mail.classification == crate::model::Classification::Human;
+        tx.touch_ticket(ticket_id, now, reopen)?;
+        let sender_is_party = match &mail.from {
+            Some(from) => tx.is_party(ticket_id, &from.key())?,
+            None => false,
+        };
+        if sender_is_party {
+            self.add_cc_parties(tx, ticket_id, mail)?;
+        }
+        Ok(())
+    }
+
+    fn add_cc_parties(&self, tx: &Tx<'_>, ticket_id: i64, mail: &InboundMail) -> Result<(), StoreError> {
+        let own = self.config.own_addresses();
+        for addr in mail.cc.iter().chain(mail.to.iter()) {
+            let key = addr.key();
+            if !key.is_empty() && !own.contains(&key) {
+                tx.add_party(ticket_id, &key, "cc")?;
+            }
+        }
+        Ok(())
+    }
+
+    fn add_article(
+        &self,
+        tx: &Tx<'_>,
+        ticket_id: i64,
+        mail: &InboundMail,
+        duplicate_of: Option<i64>,
+        raw_id: i64,
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        let to: Vec<String> = mail.to.iter().map(|a| a.email.clone()).collect();
+        let cc: Vec<String> = mail.cc.iter().map(|a| a.email.clone()).collect();
+        let article_id = tx.add_article(&NewArticle {
+            ticket_id,
+            direction: "inbound",
+            internal: false,
+            sender: mail.from.as_ref().map(|a| a.email.as_str()),
+            sender_name: mail.from.as_ref().and_then(|a| a.name.as_deref()),
+            recipients: &to,
+            cc: &cc,
+            subject: &mail.subject,
+            message_id: mail.message_id.as_deref(),
+            in_reply_to: mail.in_reply_to.first().map(String::as_str),
+            references: &mail.references,
+            body_text: &mail.text,
+            visible_text: &mail.visible_text,
+            classification: mail.classification.as_str(),
+            classification_reason: mail.classification_reason.as_deref(),
+            duplicate_of,
+            raw_id: Some(raw_id),
+            sent_at: mail.date,
+            received_at: now,
+        })?;
+        for attachment in &mail.attachments {
+            tx.add_attachment(article_id, attachment)?;
+        }
+        Ok(article_id)
+    }
+
+    fn route(
+        &self,
+        _mail: &InboundMail,
+        is_followup: bool,
+        tx: &Tx<'_>,
+        ticket_id: i64,
+    ) -> Result<Routing, StoreError> {
+        let (_, current_queue) = tx.ticket_state(ticket_id)?;
+        let queue = if is_followup { current_queue } else { self.config.tickets.default_queue.clone() };
+        Ok(Routing { queue, ..Routing::default() })
+    }
+
+    fn apply_routing(
+        &self,
+        tx: &Tx<'_>,
+        ticket_id: i64,
+        article_id: i64,
+        r: &Routing,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let (_, current_queue) = tx.ticket_state(ticket_id)?;
+        if r.queue != current_queue {
+            tx.set_queue(ticket_id, &r.queue)?;
+            tx.add_history(ticket_id, now, "rule", "queue", &r.queue)?;
+        }
+        if let Some(p) = r.priority {
+            tx.set_priority(ticket_id, p)?;
+        }
+        if let Some(s) = r.state {
+            tx.set_state(ticket_id, s)?;
+        }
+        if let Some(owner) = &r.owner {
+            tx.set_owner(ticket_id, Some(owner))?;
+        }
+        for tag in &r.tags_add {
+            tx.add_tag(ticket_id, tag)?;
+        }
+        for tag in &r.tags_remove {
+            tx.remove_tag(ticket_id, tag)?;
+        }
+        tx.add_rule_hits(ticket_id, article_id, &r.fired)?;
+        Ok(())
+    }
+}
+
+/// The customer of a new ticket: From, else the envelope sender, else a placeholder that is plainly not an address.
+fn customer_address(mail: &InboundMail) -> String {
+    mail.from
+        .as_ref()
+        .map(|a| a.key())
+        .filter(|k| !k.is_empty())
+        .or_else(|| mail.return_path.as_ref().filter(|r| !r.is_empty()).map(|r| r.to_ascii_lowercase()))
+        .unwrap_or_else(|| "unknown-sender".into())
+}

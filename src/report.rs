@@ -1,0 +1,118 @@
+//! Plain-text renderings for people: `ticket show`, `status`.
+
+use std::fmt::Write;
+
+use crate::store::{StatusCounts, TicketDetail};
+
+pub fn ticket_text(d: &TicketDetail) -> String {
+    let t = &d.ticket;
+    let mut out = String::new();
+    let _ = writeln!(out, "Ticket {}  {}", t.number, t.subject);
+    let _ = writeln!(
+        out,
+        "  state {}  queue {}  priority {}  owner {}",
+        t.state,
+        t.queue,
+        t.priority,
+        t.owner.as_deref().unwrap_or("-")
+    );
+    let customer = match &d.customer_name {
+        Some(name) => format!("{name} <{}>", t.customer),
+        None => t.customer.clone(),
+    };
+    let _ = writeln!(out, "  customer {customer}");
+    if !d.tags.is_empty() {
+        let _ = writeln!(out, "  tags {}", d.tags.join(", "));
+    }
+    if let Some(c) = &d.claimed_number {
+        let _ =
+            writeln!(out, "  subject named ticket {c}; the sender was not a party of it, so this ticket was opened");
+    }
+    if let Some(m) = &d.merged_into {
+        let _ = writeln!(out, "  merged into {m}");
+    }
+    if !d.rules.is_empty() {
+        let _ = writeln!(out, "  rules fired:");
+        for r in &d.rules {
+            let _ = writeln!(out, "    article {}: {} ({})", r.article_id, r.rule, r.file);
+        }
+    }
+    for a in &d.articles {
+        let _ = writeln!(out);
+        let who = a.sender.as_deref().unwrap_or("(no sender)");
+        let kind = if a.internal { "note" } else { a.direction.as_str() };
+        let _ = writeln!(out, "--- article {} [{kind}, {}] from {who}", a.id, a.classification);
+        let _ = writeln!(out, "    Subject: {}", a.subject);
+        if let Some(id) = &a.message_id {
+            let _ = writeln!(out, "    Message-ID: <{id}>");
+        }
+        if let Some(d) = a.duplicate_of {
+            let _ = writeln!(out, "    flagged: reuses the Message-ID of article {d} with different content");
+        }
+        for f in &a.attachments {
+            let _ = writeln!(
+                out,
+                "    attachment: {} ({}, {} bytes)",
+                f.filename.as_deref().unwrap_or("(unnamed)"),
+                f.content_type,
+                f.size
+            );
+        }
+        let _ = writeln!(out);
+        for line in a.visible_text.lines() {
+            let _ = writeln!(out, "    {line}");
+        }
+    }
+    if !d.history.is_empty() {
+        let _ = writeln!(out, "\nhistory:");
+        for h in &d.history {
+            let _ = writeln!(out, "  {} {} {} {}", format_time(h.at), h.actor, h.event, h.detail);
+        }
+    }
+    out
+}
+
+pub fn status_text(s: &StatusCounts, now: i64) -> String {
+    let mut out = String::new();
+    let fact = |key: &str| s.daemon.iter().find(|(k, _, _)| k == key).map(|(_, v, at)| (v.as_str(), *at));
+    match fact("connected") {
+        Some(("yes", at)) => {
+            let _ = writeln!(out, "daemon:      connected since {} ({} ago)", format_time(at), ago(now - at));
+        }
+        Some((_, at)) => {
+            let why = fact("last_error").map(|(v, _)| v).unwrap_or("unknown");
+            let _ = writeln!(out, "daemon:      NOT connected since {} ({}): {why}", format_time(at), ago(now - at));
+        }
+        None => {
+            let _ = writeln!(out, "daemon:      has not run yet");
+        }
+    }
+    if let Some((v, at)) = fact("last_fetch") {
+        let _ = writeln!(out, "last fetch:  {} ({} ago), {v} mails", format_time(at), ago(now - at));
+    }
+    if let Some((v, _)) = fact("backlog") {
+        let _ = writeln!(out, "backlog:     {v} mails waiting in the mailbox");
+    }
+    let _ = writeln!(out, "ingested:    {} mails ({} duplicates)", s.ingested, s.duplicates);
+    let _ = writeln!(out, "quarantined: {}", s.quarantined);
+    let _ = writeln!(out, "tickets:     {} ({} open)", s.tickets, s.open_tickets);
+    for (k, v, _) in &s.daemon {
+        if k.starts_with("outbox_") {
+            let _ = writeln!(out, "{:<12} {v}", format!("{}:", k.trim_start_matches("outbox_").replace('_', " ")));
+        }
+    }
+    out
+}
+
+pub fn format_time(at: i64) -> String {
+    chrono::DateTime::from_timestamp(at, 0).map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_default()
+}
+
+fn ago(seconds: i64) -> String {
+    match seconds.max(0) {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}

@@ -1,0 +1,137 @@
+-- Tickets, their articles, raw mail, attachments, the ingest ledger and the quarantine.
+
+CREATE TABLE tickets (
+    id              INTEGER PRIMARY KEY,
+    number          TEXT    NOT NULL UNIQUE,
+    subject         TEXT    NOT NULL,
+    state           TEXT    NOT NULL DEFAULT 'new',
+    queue           TEXT    NOT NULL,
+    priority        INTEGER NOT NULL DEFAULT 3,
+    customer        TEXT    NOT NULL,              -- lowercased address
+    customer_name   TEXT,
+    owner           TEXT,
+    -- A token someone else's ticket carried in the subject of the mail that opened this one (hijack guard).
+    claimed_number  TEXT,
+    merged_into     INTEGER REFERENCES tickets(id),
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL
+);
+CREATE INDEX tickets_queue_state ON tickets(queue, state);
+
+-- Who may join a ticket by its subject token: the customer, Cc'd people, agents.
+CREATE TABLE ticket_parties (
+    ticket_id       INTEGER NOT NULL REFERENCES tickets(id),
+    address         TEXT    NOT NULL,              -- lowercased
+    role            TEXT    NOT NULL,              -- customer | cc | agent
+    PRIMARY KEY (ticket_id, address)
+) WITHOUT ROWID;
+
+CREATE TABLE ticket_tags (
+    ticket_id       INTEGER NOT NULL REFERENCES tickets(id),
+    tag             TEXT    NOT NULL,
+    PRIMARY KEY (ticket_id, tag)
+) WITHOUT ROWID;
+
+-- Per-day counter behind ticket numbers (YYYYMMDD + system id + counter + check digit).
+CREATE TABLE ticket_counters (
+    day             TEXT    PRIMARY KEY,
+    last            INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- The exact bytes of every ingested mail, stored once per content.
+CREATE TABLE raw_messages (
+    id              INTEGER PRIMARY KEY,
+    sha256          TEXT    NOT NULL UNIQUE,
+    size            INTEGER NOT NULL,
+    data            BLOB    NOT NULL
+);
+
+CREATE TABLE articles (
+    id              INTEGER PRIMARY KEY,
+    ticket_id       INTEGER NOT NULL REFERENCES tickets(id),
+    direction       TEXT    NOT NULL,              -- inbound | outbound
+    internal        INTEGER NOT NULL DEFAULT 0,    -- 1: internal note, never shown to the customer
+    sender          TEXT,
+    sender_name     TEXT,
+    recipients      TEXT    NOT NULL DEFAULT '[]', -- JSON array of To addresses
+    cc              TEXT    NOT NULL DEFAULT '[]', -- JSON array
+    subject         TEXT    NOT NULL,
+    message_id      TEXT,
+    in_reply_to     TEXT,
+    refs            TEXT    NOT NULL DEFAULT '[]', -- JSON array, oldest first
+    body_text       TEXT    NOT NULL,
+    visible_text    TEXT    NOT NULL,
+    classification  TEXT    NOT NULL,              -- human | auto-reply | bounce | list
+    classification_reason TEXT,
+    -- Set when a mail reused an existing Message-ID with different bytes: kept, but flagged.
+    duplicate_of    INTEGER REFERENCES articles(id),
+    raw_id          INTEGER REFERENCES raw_messages(id),
+    sent_at         INTEGER,                       -- the mail's Date header
+    received_at     INTEGER NOT NULL
+);
+CREATE INDEX articles_ticket ON articles(ticket_id);
+CREATE INDEX articles_message_id ON articles(message_id);
+
+-- Attachment contents, addressed by SHA-256 and stored once.
+CREATE TABLE blobs (
+    sha256          TEXT    PRIMARY KEY,
+    size            INTEGER NOT NULL,
+    data            BLOB    NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE attachments (
+    id              INTEGER PRIMARY KEY,
+    article_id      INTEGER NOT NULL REFERENCES articles(id),
+    sha256          TEXT    NOT NULL REFERENCES blobs(sha256),
+    filename        TEXT,                          -- the sender's name: metadata only, never a path
+    content_type    TEXT    NOT NULL,
+    size            INTEGER NOT NULL
+);
+CREATE INDEX attachments_article ON attachments(article_id);
+
+CREATE TABLE quarantine (
+    id              INTEGER PRIMARY KEY,
+    reason          TEXT    NOT NULL,
+    source          TEXT    NOT NULL,
+    sha256          TEXT,
+    size            INTEGER NOT NULL,
+    data            BLOB,                          -- NULL when the mail was refused before download
+    created_at      INTEGER NOT NULL
+);
+
+-- One row per mail taken in, whatever became of it. source_key is the source's stable identity
+-- (IMAP: mailbox, UIDVALIDITY and UID), so a mail fetched again after a crash is recognised.
+CREATE TABLE ingest_ledger (
+    id              INTEGER PRIMARY KEY,
+    source          TEXT    NOT NULL,
+    source_key      TEXT    UNIQUE,
+    sha256          TEXT    NOT NULL,
+    message_id      TEXT,
+    outcome         TEXT    NOT NULL,              -- stored | duplicate | quarantined | ignored
+    ticket_id       INTEGER REFERENCES tickets(id),
+    article_id      INTEGER REFERENCES articles(id),
+    quarantine_id   INTEGER REFERENCES quarantine(id),
+    received_at     INTEGER NOT NULL
+);
+CREATE INDEX ingest_ledger_sha256 ON ingest_ledger(sha256);
+CREATE INDEX ingest_ledger_message_id ON ingest_ledger(message_id);
+
+CREATE TABLE ticket_history (
+    id              INTEGER PRIMARY KEY,
+    ticket_id       INTEGER NOT NULL REFERENCES tickets(id),
+    at              INTEGER NOT NULL,
+    actor           TEXT    NOT NULL,              -- system | rule | an agent's address
+    event           TEXT    NOT NULL,
+    detail          TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX ticket_history_ticket ON ticket_history(ticket_id);
+
+-- Which routing rules fired for which article (audit, shown by `ticket show`).
+CREATE TABLE rule_hits (
+    article_id      INTEGER NOT NULL REFERENCES articles(id),
+    ticket_id       INTEGER NOT NULL REFERENCES tickets(id),
+    position        INTEGER NOT NULL,
+    file            TEXT    NOT NULL,
+    rule            TEXT    NOT NULL,
+    PRIMARY KEY (article_id, position)
+) WITHOUT ROWID;

@@ -1,0 +1,103 @@
+//! All SQL lives here and in `schema.sql`. The connection belongs to one thread at a time; callers in async code
+//! reach it through `spawn_blocking`, never across an `.await`.
+
+mod migrate;
+mod read;
+mod write;
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode};
+
+pub use read::{
+    ArticleView, AttachmentView, QuarantineView, RuleHitView, StatusCounts, TicketDetail, TicketFilter, TicketSummary,
+};
+pub use write::{NewArticle, NewTicket, Tx};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("database {path}: {source}")]
+    Open { path: String, source: rusqlite::Error },
+    #[error("database schema version {found} is newer than this postdesk understands ({known}); upgrade postdesk")]
+    TooNew { found: i64, known: i64 },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl StoreError {
+    /// Failures worth retrying later (locked, busy, disk full, I/O): an MTA piping to `ingest` gets EX_TEMPFAIL.
+    pub fn is_transient(&self) -> bool {
+        let code = match self {
+            StoreError::Sql(e) | StoreError::Open { source: e, .. } => e.sqlite_error_code(),
+            _ => None,
+        };
+        matches!(
+            code,
+            Some(
+                ErrorCode::DatabaseBusy
+                    | ErrorCode::DatabaseLocked
+                    | ErrorCode::DiskFull
+                    | ErrorCode::SystemIoFailure
+                    | ErrorCode::CannotOpen
+                    | ErrorCode::OutOfMemory
+            )
+        )
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Invalid(format!("{}: {e}", dir.display())))?;
+        }
+        let conn =
+            Connection::open(path).map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
+        Self::setup(conn)
+    }
+
+    pub fn open_in_memory() -> Result<Store> {
+        Self::setup(Connection::open_in_memory()?)
+    }
+
+    fn setup(conn: Connection) -> Result<Store> {
+        // WAL lets `postdesk status` and `ticket list` read while the daemon writes; FULL makes a commit survive
+        // power loss, which is what lets us acknowledge the mail source after it.
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let mut store = Store { conn };
+        migrate::migrate(&mut store.conn)?;
+        Ok(store)
+    }
+
+    /// Starts a write transaction. `IMMEDIATE` takes the write lock up front, so two writers queue on
+    /// busy_timeout instead of failing half-way with SQLITE_BUSY.
+    pub fn begin(&mut self) -> Result<Tx<'_>> {
+        let tx = rusqlite::Transaction::new(&mut self.conn, rusqlite::TransactionBehavior::Immediate)?;
+        Ok(Tx::new(tx))
+    }
+
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+}
+
+/// Lowercase hex SHA-256 of bytes.
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,280 @@
+//! Queries behind `ticket list`, `ticket show` and `status`. The view structs are the documented JSON of those
+//! commands (docs/json.md): add fields, never rename or remove them.
+
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+use super::{Result, Store};
+use crate::model::Priority;
+
+#[derive(Debug, Default)]
+pub struct TicketFilter {
+    pub queue: Option<String>,
+    pub state: Option<String>,
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TicketSummary {
+    pub number: String,
+    pub subject: String,
+    pub state: String,
+    pub queue: String,
+    pub priority: String,
+    pub customer: String,
+    pub owner: Option<String>,
+    pub articles: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AttachmentView {
+    pub filename: Option<String>,
+    pub content_type: String,
+    pub size: i64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ArticleView {
+    pub id: i64,
+    pub direction: String,
+    pub internal: bool,
+    pub sender: Option<String>,
+    pub sender_name: Option<String>,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub subject: String,
+    pub message_id: Option<String>,
+    pub in_reply_to: Option<String>,
+    pub references: Vec<String>,
+    pub classification: String,
+    pub classification_reason: Option<String>,
+    pub duplicate_of: Option<i64>,
+    pub visible_text: String,
+    pub body_text: String,
+    pub received_at: i64,
+    pub attachments: Vec<AttachmentView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleHitView {
+    pub article_id: i64,
+    pub file: String,
+    pub rule: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryView {
+    pub at: i64,
+    pub actor: String,
+    pub event: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TicketDetail {
+    #[serde(flatten)]
+    pub ticket: TicketSummary,
+    pub customer_name: Option<String>,
+    pub tags: Vec<String>,
+    pub claimed_number: Option<String>,
+    pub merged_into: Option<String>,
+    pub rules: Vec<RuleHitView>,
+    pub history: Vec<HistoryView>,
+    pub articles: Vec<ArticleView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QuarantineView {
+    pub id: i64,
+    pub reason: String,
+    pub source: String,
+    pub size: i64,
+    pub kept_bytes: bool,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StatusCounts {
+    pub tickets: i64,
+    pub open_tickets: i64,
+    pub articles: i64,
+    pub ingested: i64,
+    pub duplicates: i64,
+    pub quarantined: i64,
+    /// Daemon facts as `key -> (value, updated_at)`: connected, last_fetch, backlog, …
+    pub daemon: Vec<(String, String, i64)>,
+}
+
+const SUMMARY_COLUMNS: &str = "t.number, t.subject, t.state, t.queue, t.priority, t.customer, t.owner, \
+     (SELECT count(*) FROM articles a WHERE a.ticket_id = t.id), t.created_at, t.updated_at";
+
+fn summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<TicketSummary> {
+    let priority: i64 = r.get(4)?;
+    Ok(TicketSummary {
+        number: r.get(0)?,
+        subject: r.get(1)?,
+        state: r.get(2)?,
+        queue: r.get(3)?,
+        priority: priority_name(priority),
+        customer: r.get(5)?,
+        owner: r.get(6)?,
+        articles: r.get(7)?,
+        created_at: r.get(8)?,
+        updated_at: r.get(9)?,
+    })
+}
+
+fn priority_name(p: i64) -> String {
+    Priority::NAMES.get((p - 1).clamp(0, 4) as usize).copied().unwrap_or("normal").to_string()
+}
+
+fn json_list(text: String) -> Vec<String> {
+    serde_json::from_str(&text).unwrap_or_default()
+}
+
+impl Store {
+    pub fn list_tickets(&self, filter: &TicketFilter) -> Result<Vec<TicketSummary>> {
+        let sql = format!(
+            "SELECT {SUMMARY_COLUMNS} FROM tickets t WHERE (?1 IS NULL OR t.queue = ?1) AND (?2 IS NULL OR t.state = ?2) \
+             ORDER BY t.updated_at DESC, t.id DESC LIMIT ?3"
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let limit = filter.limit.map_or(-1, i64::from);
+        let rows = stmt.query_map(params![filter.queue, filter.state, limit], summary)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn ticket_detail(&self, number: &str) -> Result<Option<TicketDetail>> {
+        let sql = format!(
+            "SELECT {SUMMARY_COLUMNS}, t.id, t.customer_name, t.claimed_number, \
+             (SELECT m.number FROM tickets m WHERE m.id = t.merged_into) FROM tickets t WHERE t.number = ?1"
+        );
+        let head = self
+            .conn
+            .query_row(&sql, [number], |r| Ok((summary(r)?, r.get::<_, i64>(10)?, r.get(11)?, r.get(12)?, r.get(13)?)))
+            .optional()?;
+        let Some((ticket, id, customer_name, claimed_number, merged_into)) = head else { return Ok(None) };
+        Ok(Some(TicketDetail {
+            ticket,
+            customer_name,
+            tags: self.strings("SELECT tag FROM ticket_tags WHERE ticket_id = ?1 ORDER BY tag", id)?,
+            claimed_number,
+            merged_into,
+            rules: self.rule_hits(id)?,
+            history: self.history(id)?,
+            articles: self.articles(id)?,
+        }))
+    }
+
+    fn strings(&self, sql: &str, id: i64) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt.query_map([id], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn rule_hits(&self, ticket_id: i64) -> Result<Vec<RuleHitView>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT article_id, file, rule FROM rule_hits WHERE ticket_id = ?1 ORDER BY article_id, position",
+        )?;
+        let rows = stmt
+            .query_map([ticket_id], |r| Ok(RuleHitView { article_id: r.get(0)?, file: r.get(1)?, rule: r.get(2)? }))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn history(&self, ticket_id: i64) -> Result<Vec<HistoryView>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT at, actor, event, detail FROM ticket_history WHERE ticket_id = ?1 ORDER BY id")?;
+        let rows = stmt.query_map([ticket_id], |r| {
+            Ok(HistoryView { at: r.get(0)?, actor: r.get(1)?, event: r.get(2)?, detail: r.get(3)? })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn articles(&self, ticket_id: i64) -> Result<Vec<ArticleView>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, direction, internal, sender, sender_name, recipients, cc, subject, message_id, in_reply_to, \
+             refs, classification, classification_reason, duplicate_of, visible_text, body_text, received_at \
+             FROM articles WHERE ticket_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([ticket_id], |r| {
+            Ok(ArticleView {
+                id: r.get(0)?,
+                direction: r.get(1)?,
+                internal: r.get(2)?,
+                sender: r.get(3)?,
+                sender_name: r.get(4)?,
+                to: json_list(r.get(5)?),
+                cc: json_list(r.get(6)?),
+                subject: r.get(7)?,
+                message_id: r.get(8)?,
+                in_reply_to: r.get(9)?,
+                references: json_list(r.get(10)?),
+                classification: r.get(11)?,
+                classification_reason: r.get(12)?,
+                duplicate_of: r.get(13)?,
+                visible_text: r.get(14)?,
+                body_text: r.get(15)?,
+                received_at: r.get(16)?,
+                attachments: Vec::new(),
+            })
+        })?;
+        let mut articles: Vec<ArticleView> = rows.collect::<rusqlite::Result<_>>()?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT filename, content_type, size, sha256 FROM attachments WHERE article_id = ?1 ORDER BY id",
+        )?;
+        for article in &mut articles {
+            let rows = stmt.query_map([article.id], |r| {
+                Ok(AttachmentView { filename: r.get(0)?, content_type: r.get(1)?, size: r.get(2)?, sha256: r.get(3)? })
+            })?;
+            article.attachments = rows.collect::<rusqlite::Result<_>>()?;
+        }
+        Ok(articles)
+    }
+
+    pub fn raw_message(&self, article_id: i64) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT r.data FROM articles a JOIN raw_messages r ON r.id = a.raw_id WHERE a.id = ?1",
+                [article_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    pub fn quarantine_list(&self, limit: u32) -> Result<Vec<QuarantineView>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, reason, source, size, data IS NOT NULL, created_at FROM quarantine ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit], |r| {
+            Ok(QuarantineView {
+                id: r.get(0)?,
+                reason: r.get(1)?,
+                source: r.get(2)?,
+                size: r.get(3)?,
+                kept_bytes: r.get(4)?,
+                created_at: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn status_counts(&self) -> Result<StatusCounts> {
+        let count = |sql: &str| -> Result<i64> { Ok(self.conn.query_row(sql, [], |r| r.get(0))?) };
+        let mut stmt = self.conn.prepare("SELECT key, value, updated_at FROM daemon_status ORDER BY key")?;
+        let daemon = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<rusqlite::Result<_>>()?;
+        Ok(StatusCounts {
+            tickets: count("SELECT count(*) FROM tickets")?,
+            open_tickets: count("SELECT count(*) FROM tickets WHERE state IN ('new', 'open', 'pending')")?,
+            articles: count("SELECT count(*) FROM articles")?,
+            ingested: count("SELECT count(*) FROM ingest_ledger")?,
+            duplicates: count("SELECT count(*) FROM ingest_ledger WHERE outcome = 'duplicate'")?,
+            quarantined: count("SELECT count(*) FROM quarantine")?,
+            daemon,
+        })
+    }
+}

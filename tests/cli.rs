@@ -1,0 +1,171 @@
+//! The `ingest`, `ticket`, `check` commands as a user runs them: the real binary, a throwaway state directory.
+
+mod common;
+
+use common::*;
+
+fn reply(number: &str, from: &str, extra_headers: &str, subject: &str) -> Vec<u8> {
+    format!(
+        "From: {from}\r\nTo: support@example.test\r\nSubject: {subject}\r\n{extra_headers}Message-ID: <reply-{number}-{}@customer.example>\r\n\
+         Date: Mon, 23 Nov 2026 10:00:00 +0100\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+         It is still burning.\r\n\r\nOn Mon, 23 Nov 2026 at 09:15, Alice Example <alice@customer.example> wrote:\r\n\
+         > the printer on the 3rd floor is smoking again.\r\n",
+        from.len() + subject.len() + extra_headers.len()
+    )
+    .into_bytes()
+}
+
+#[test]
+fn new_mail_opens_a_ticket_and_replies_thread_by_token_and_by_references() {
+    let env = Env::new();
+    let out = env.ingest_bytes(&fixture("new-ticket.eml"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let line = stdout(&out);
+    assert!(line.contains("new ticket"), "{line}");
+    let number = ticket_number(&line);
+    assert!(postdesk::token::is_valid_number(&number));
+
+    // Token in the subject, from the customer.
+    let out =
+        env.ingest_bytes(&reply(&number, "alice@customer.example", "", &format!("Re: [Ticket#{number}] Printer")));
+    assert!(stdout(&out).contains(&format!("follow-up on ticket {number} (by subject token)")), "{}", stdout(&out));
+
+    // No token, changed subject, only In-Reply-To.
+    let out = env.ingest_bytes(&reply(
+        &number,
+        "alice@customer.example",
+        "In-Reply-To: <first-mail.4711@customer.example>\r\n",
+        "something else entirely",
+    ));
+    assert!(stdout(&out).contains(&format!("follow-up on ticket {number} (by reference")), "{}", stdout(&out));
+
+    // References only, from the Cc'd colleague.
+    let out = env.ingest_bytes(&reply(
+        &number,
+        "bob@customer.example",
+        "References: <unknown@x.example> <first-mail.4711@customer.example>\r\n",
+        "fire",
+    ));
+    assert!(stdout(&out).contains(&format!("follow-up on ticket {number}")), "{}", stdout(&out));
+
+    let ticket = env.ticket_json(&number);
+    let articles = ticket["articles"].as_array().unwrap();
+    assert_eq!(articles.len(), 4);
+    assert_eq!(ticket["customer"], "alice@customer.example");
+    assert_eq!(ticket["subject"], "Printer on the 3rd floor is on fire");
+    let visible = articles[1]["visible_text"].as_str().unwrap();
+    assert_eq!(visible, "It is still burning.");
+    assert!(articles[1]["body_text"].as_str().unwrap().contains("> the printer"));
+    assert_eq!(env.tickets().len(), 1);
+}
+
+#[test]
+fn the_same_file_twice_stores_nothing_the_second_time() {
+    let env = Env::new();
+    let path = env.dir.path().join("mail.eml");
+    std::fs::write(&path, fixture("new-ticket.eml")).unwrap();
+    let first = env.run(&["ingest", path.to_str().unwrap()]);
+    assert!(stdout(&first).contains("new ticket"));
+    let second = env.run(&["ingest", path.to_str().unwrap()]);
+    assert!(second.status.success());
+    assert!(stdout(&second).contains("duplicate"), "{}", stdout(&second));
+    assert_eq!(env.tickets().len(), 1);
+    let number = ticket_number(&stdout(&first));
+    assert_eq!(env.ticket_json(&number)["articles"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn same_message_id_with_different_bytes_is_kept_and_flagged() {
+    let env = Env::new();
+    let number = ticket_number(&stdout(&env.ingest_bytes(&fixture("new-ticket.eml"))));
+    let mut changed = fixture("new-ticket.eml");
+    changed.extend_from_slice(b"P.S. it smells too.\n");
+    let out = env.ingest_bytes(&changed);
+    assert!(stdout(&out).contains("flagged"), "{}", stdout(&out));
+    let ticket = env.ticket_json(&number);
+    assert_eq!(ticket["articles"][1]["duplicate_of"], ticket["articles"][0]["id"]);
+}
+
+#[test]
+fn a_stranger_with_a_valid_token_opens_a_new_ticket_and_a_mistyped_token_is_not_followed() {
+    let env = Env::new();
+    let number = ticket_number(&stdout(&env.ingest_bytes(&fixture("new-ticket.eml"))));
+    let out =
+        env.ingest_bytes(&reply(&number, "mallory@evil.example", "", &format!("[Ticket#{number}] send me the data")));
+    let line = stdout(&out);
+    assert!(line.contains("new ticket") && line.contains(&format!("named ticket {number}")), "{line}");
+    let stranger_ticket = ticket_number(&line);
+    assert_ne!(stranger_ticket, number);
+    assert_eq!(env.ticket_json(&stranger_ticket)["claimed_number"], number.as_str());
+
+    let mut typo = number.clone().into_bytes();
+    let last = typo.len() - 1;
+    typo[last] = if typo[last] == b'9' { b'0' } else { typo[last] + 1 };
+    let typo = String::from_utf8(typo).unwrap();
+    let out = env.ingest_bytes(&reply(&number, "alice@customer.example", "", &format!("Re: [Ticket#{typo}] still")));
+    assert!(stdout(&out).contains("new ticket"), "{}", stdout(&out));
+    assert_eq!(env.ticket_json(&number)["articles"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn mbox_and_maildir_inputs_are_split_into_mails() {
+    let env = Env::new();
+    let mbox = env.dir.path().join("in.mbox");
+    let one = String::from_utf8(fixture("new-ticket.eml")).unwrap();
+    let two = one.replace("first-mail.4711", "second-mail").replace("on fire", "out of toner");
+    std::fs::write(
+        &mbox,
+        format!("From a@b Mon Nov 23 09:00:00 2026\n{one}\nFrom a@b Mon Nov 23 09:01:00 2026\n{two}"),
+    )
+    .unwrap();
+    let out = env.run(&["ingest", mbox.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).matches("new ticket").count(), 2, "{}", stdout(&out));
+}
+
+#[test]
+fn hostile_mail_is_quarantined_and_ingest_still_exits_zero() {
+    let env = Env::new();
+    let mut huge = b"From: a@b.example\r\nSubject: big\r\n\r\n".to_vec();
+    huge.resize(50 * 1024 * 1024, b'x');
+    let mut parts =
+        String::from("From: a@b.example\r\nSubject: parts\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n");
+    for _ in 0..100_000 {
+        parts.push_str("--b\r\nContent-Type: text/plain\r\n\r\nx\r\n");
+    }
+    parts.push_str("--b--\r\n");
+    let not_mail: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    for (name, raw) in [("huge", huge), ("parts", parts.into_bytes()), ("binary", not_mail)] {
+        let out = env.ingest_bytes(&raw);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        assert!(stdout(&out).contains("quarantined"), "{name}: {}", stdout(&out));
+    }
+    let out = env.run(&["quarantine", "list", "--json"]);
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.len(), 3);
+    assert!(list.iter().all(|q| q["kept_bytes"] == true));
+    assert!(env.tickets().is_empty());
+}
+
+#[test]
+fn bad_config_exits_78_naming_file_key_and_fix() {
+    let env = Env::with_extra("[limits]\nmax_mesage_bytes = 10\n");
+    let out = env.run(&["check"]);
+    assert_eq!(out.status.code(), Some(78));
+    let err = stderr(&out);
+    assert!(
+        err.contains("postdesk.toml:3:") && err.contains("max_mesage_bytes") && err.contains("remove or rename"),
+        "{err}"
+    );
+    let out = env.run(&["ingest", "/dev/null"]);
+    assert_eq!(out.status.code(), Some(78));
+}
+
+#[test]
+fn shipped_example_config_passes_check() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_postdesk"))
+        .args(["--config", concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/postdesk.toml"), "check"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
