@@ -30,6 +30,8 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
+    /// Run the daemon: watch the IMAP mailbox and turn mail into tickets (what systemd starts).
+    Run,
     /// Take mail from stdin (one message, as an MTA pipes it) or from files: .eml, mbox, Maildir folders.
     Ingest {
         /// Files or folders; none means one message on stdin.
@@ -126,12 +128,17 @@ fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("POSTDESK_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
     // journald adds its own timestamps; plain lines on stderr read well there and in a terminal.
-    let _ =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
 }
 
 pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
+        Command::Run => crate::daemon::run(&cli.config),
         Command::Ingest { files } => ingest(&cli.config, &files),
         Command::Ticket { command } => ticket(&cli.config, command),
         Command::Check => check(&cli.config),
@@ -232,10 +239,11 @@ fn status(config_path: &Path, json: bool) -> Result<(), Failure> {
     let config = load_config(config_path)?;
     let store = open_store(&config)?;
     let counts = store.status_counts()?;
+    let running = crate::daemon::InstanceLock::is_held(&config.storage.state_dir);
     if json {
-        print_json(&counts);
+        print_json(&serde_json::json!({ "running": running, "counts": counts }));
     } else {
-        print!("{}", crate::report::status_text(&counts, chrono::Utc::now().timestamp()));
+        print!("{}", crate::report::status_text(&counts, running, chrono::Utc::now().timestamp()));
     }
     Ok(())
 }

@@ -201,6 +201,19 @@ pub struct ImapConfig {
     /// Use IDLE when offered; false forces polling.
     #[serde(default = "default_true")]
     pub idle: bool,
+    /// Most bytes downloaded per batch: bounds memory however large the backlog.
+    #[serde(default = "default_batch_bytes")]
+    pub batch_bytes: usize,
+    /// Longest wait between reconnection attempts (the wait doubles from 1 s up to this, with jitter).
+    #[serde(default = "default_reconnect_max_seconds")]
+    pub reconnect_max_seconds: u64,
+}
+
+fn default_batch_bytes() -> usize {
+    16 * 1024 * 1024
+}
+fn default_reconnect_max_seconds() -> u64 {
+    30
 }
 
 fn default_mailbox() -> String {

@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod ingest;
 pub mod model;
 pub mod parse;
@@ -14,4 +15,5 @@ pub mod pipeline;
 pub mod report;
 pub mod store;
 pub mod thread;
+pub mod tls;
 pub mod token;

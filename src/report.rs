@@ -72,10 +72,14 @@ pub fn ticket_text(d: &TicketDetail) -> String {
     out
 }
 
-pub fn status_text(s: &StatusCounts, now: i64) -> String {
+pub fn status_text(s: &StatusCounts, running: bool, now: i64) -> String {
     let mut out = String::new();
+    if !running {
+        let _ = writeln!(out, "daemon:      NOT RUNNING (no `postdesk run` holds the state directory)");
+    }
     let fact = |key: &str| s.daemon.iter().find(|(k, _, _)| k == key).map(|(_, v, at)| (v.as_str(), *at));
     match fact("connected") {
+        _ if !running => {}
         Some(("yes", at)) => {
             let _ = writeln!(out, "daemon:      connected since {} ({} ago)", format_time(at), ago(now - at));
         }

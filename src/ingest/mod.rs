@@ -2,3 +2,4 @@
 //! Both produce [`crate::pipeline::Incoming`] for the same pipeline.
 
 pub mod files;
+pub mod imap;

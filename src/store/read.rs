@@ -235,6 +235,18 @@ impl Store {
         Ok(articles)
     }
 
+    /// Which of these source keys the ledger already holds (mail handled before a crash or restart).
+    pub fn known_source_keys(&self, keys: &[String]) -> Result<std::collections::HashSet<String>> {
+        let mut stmt = self.conn.prepare_cached("SELECT 1 FROM ingest_ledger WHERE source_key = ?1")?;
+        let mut known = std::collections::HashSet::new();
+        for key in keys {
+            if stmt.exists([key])? {
+                known.insert(key.clone());
+            }
+        }
+        Ok(known)
+    }
+
     pub fn raw_message(&self, article_id: i64) -> Result<Option<Vec<u8>>> {
         Ok(self
             .conn

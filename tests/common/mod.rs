@@ -80,3 +80,5 @@ pub fn ticket_number(line: &str) -> String {
 pub fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)).unwrap()
 }
+
+pub mod stack;

@@ -1,0 +1,443 @@
+//! `postdesk run`: the long-running process systemd starts. It owns the state directory (lock file), watches the
+//! mailbox over IMAP, and shuts down cleanly on SIGTERM: a batch in hand is either committed or never was, and
+//! mail leaves the mailbox only after its commit, so a stop at any instant loses and duplicates nothing.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use fs2::FileExt;
+use rand::Rng;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use crate::cli::{EX_CONFIG, EX_SOFTWARE, EX_TEMPFAIL, Failure};
+use crate::config::{Config, ImapConfig, Secret, TlsMode, read_secret};
+use crate::ingest::imap::{self, Connection, ImapError};
+use crate::pipeline::{Incoming, Outcome, Pipeline, Refusal};
+use crate::store::Store;
+
+pub const LOCK_FILE: &str = "postdesk.lock";
+
+/// Holds the state directory's lock for the life of the process.
+pub struct InstanceLock {
+    _file: File,
+}
+
+impl InstanceLock {
+    pub fn acquire(state_dir: &Path) -> Result<InstanceLock, Failure> {
+        std::fs::create_dir_all(state_dir).map_err(|e| {
+            Failure::new(EX_CONFIG, format!("{}: cannot create state directory: {e}", state_dir.display()))
+        })?;
+        let path = state_dir.join(LOCK_FILE);
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Failure::new(EX_CONFIG, format!("{}: {e}", path.display())))?;
+        if file.try_lock_exclusive().is_err() {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            return Err(Failure::new(
+                EX_TEMPFAIL,
+                format!(
+                    "another postdesk is already running for {} (pid {}); stop it first",
+                    state_dir.display(),
+                    holder.trim()
+                ),
+            ));
+        }
+        let _ = file.set_len(0);
+        let _ = writeln!(file, "{}", std::process::id());
+        Ok(InstanceLock { _file: file })
+    }
+
+    /// Whether a daemon holds the lock right now (for `postdesk status`).
+    pub fn is_held(state_dir: &Path) -> bool {
+        let Ok(file) = File::open(state_dir.join(LOCK_FILE)) else { return false };
+        let held = file.try_lock_shared().is_err();
+        let _ = FileExt::unlock(&file);
+        held
+    }
+}
+
+/// What the IMAP loop needs; rebuilt from the config on start and on SIGHUP.
+struct Shared {
+    store: Arc<Mutex<Store>>,
+    pipeline: RwLock<Arc<Pipeline>>,
+}
+
+impl Shared {
+    fn pipeline(&self) -> Arc<Pipeline> {
+        self.pipeline.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+pub fn run(config_path: &Path) -> Result<(), Failure> {
+    let config = Config::load(config_path)?;
+    let imap_cfg = config.imap.clone().ok_or_else(|| {
+        Failure::new(
+            EX_CONFIG,
+            format!("{}: `postdesk run` needs an [imap] section (host, username, …)", config_path.display()),
+        )
+    })?;
+    let password = imap_password(&imap_cfg)?;
+    let tls = match imap_cfg.tls {
+        TlsMode::Plain => None,
+        _ => Some(
+            crate::tls::client_config(imap_cfg.ca_file.as_deref())
+                .map_err(|e| Failure::new(EX_CONFIG, e.to_string()))?,
+        ),
+    };
+    let _lock = InstanceLock::acquire(&config.storage.state_dir)?;
+    let store = Store::open(&config.database_path())?;
+    let shared = Arc::new(Shared {
+        store: Arc::new(Mutex::new(store)),
+        pipeline: RwLock::new(Arc::new(Pipeline::new(Arc::new(config)))),
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(EX_SOFTWARE, format!("cannot start the async runtime: {e}")))?;
+    let result = runtime.block_on(serve(config_path.to_path_buf(), shared, imap_cfg, password, tls));
+    // A commit still running on the blocking pool finishes before we exit.
+    runtime.shutdown_timeout(Duration::from_secs(10));
+    result
+}
+
+fn imap_password(cfg: &ImapConfig) -> Result<Secret, Failure> {
+    read_secret(cfg.password_file.as_deref(), "imap", "imap-password")
+        .map_err(|e| Failure::new(EX_CONFIG, e.to_string()))
+}
+
+async fn serve(
+    config_path: PathBuf,
+    shared: Arc<Shared>,
+    imap_cfg: ImapConfig,
+    password: Secret,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> Result<(), Failure> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    spawn_signal_handlers(config_path, shared.clone(), stop_tx)?;
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    info!(host = %imap_cfg.host, mailbox = %imap_cfg.mailbox, "postdesk running");
+    let result = imap_loop(&shared, &imap_cfg, &password, tls, stop_rx).await;
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    let _ = write_status(&shared, vec![("connected", "no".into()), ("last_error", "stopped".into())]).await;
+    match result {
+        Ok(()) => {
+            info!("stopped");
+            Ok(())
+        }
+        Err(e) => {
+            error!(error = %e, "giving up");
+            Err(Failure::new(EX_CONFIG, e.to_string()))
+        }
+    }
+}
+
+fn spawn_signal_handlers(
+    config_path: PathBuf,
+    shared: Arc<Shared>,
+    stop_tx: watch::Sender<bool>,
+) -> Result<(), Failure> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let sig = |kind| signal(kind).map_err(|e| Failure::new(EX_SOFTWARE, format!("cannot install signal handler: {e}")));
+    let mut term = sig(SignalKind::terminate())?;
+    let mut int = sig(SignalKind::interrupt())?;
+    let mut hup = sig(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => reload(&config_path, &shared),
+            }
+        }
+        info!("stop requested; finishing the batch in hand");
+        let _ = stop_tx.send(true);
+    });
+    Ok(())
+}
+
+/// SIGHUP: take a changed config for the next batch. A bad file is refused and the running config kept.
+fn reload(config_path: &Path, shared: &Shared) {
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
+    match Config::load(config_path) {
+        Ok(config) => {
+            *shared.pipeline.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Pipeline::new(Arc::new(config)));
+            info!(config = %config_path.display(), "config reloaded (IMAP connection settings apply after a restart)");
+        }
+        Err(e) => error!(error = %e, "config reload refused; keeping the running config"),
+    }
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+}
+
+struct Backoff {
+    attempt: u32,
+    max: Duration,
+}
+
+impl Backoff {
+    /// Exponential from 1 s, capped, with jitter so many clients do not reconnect in step.
+    fn next(&mut self) -> Duration {
+        let base = Duration::from_secs(1u64 << self.attempt.min(16)).min(self.max);
+        self.attempt += 1;
+        let jitter = rand::rng().random_range(0.5..=1.0);
+        base.mul_f64(jitter)
+    }
+}
+
+async fn imap_loop(
+    shared: &Arc<Shared>,
+    cfg: &ImapConfig,
+    password: &Secret,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), ImapError> {
+    let mut backoff = Backoff { attempt: 0, max: Duration::from_secs(cfg.reconnect_max_seconds.max(1)) };
+    while !*stop.borrow() {
+        match session(shared, cfg, password, tls.clone(), &mut stop, &mut backoff).await {
+            Ok(()) => break,
+            Err(e) if e.is_fatal() => {
+                let _ = write_status(shared, vec![("connected", "no".into()), ("last_error", e.to_string())]).await;
+                return Err(e);
+            }
+            Err(e) => {
+                let delay = backoff.next();
+                warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "IMAP connection lost; reconnecting");
+                let _ = write_status(shared, vec![("connected", "no".into()), ("last_error", e.to_string())]).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One connection's life: drain the mailbox, wait for more, repeat until stopped or the connection fails.
+async fn session(
+    shared: &Arc<Shared>,
+    cfg: &ImapConfig,
+    password: &Secret,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    stop: &mut watch::Receiver<bool>,
+    backoff: &mut Backoff,
+) -> Result<(), ImapError> {
+    let mut conn = imap::connect(cfg, password, tls).await?;
+    backoff.attempt = 0;
+    info!(uidvalidity = conn.uidvalidity, idle = conn.features.idle, r#move = conn.features.moves, "connected");
+    write_status(
+        shared,
+        vec![("connected", "yes".into()), ("server", format!("{}:{}", cfg.host, cfg.port.unwrap_or(0)))],
+    )
+    .await
+    .map_err(ImapError::Transient)?;
+    check_uidvalidity(shared, &conn).await?;
+    loop {
+        drain(shared, cfg, &mut conn, stop).await?;
+        if *stop.borrow() {
+            conn.logout().await;
+            return Ok(());
+        }
+        let poll = Duration::from_secs(cfg.poll_seconds.max(1));
+        let (next, _) = conn.wait(cfg.idle, poll, stop).await?;
+        conn = next;
+    }
+}
+
+/// A new UIDVALIDITY means the server renumbered the mailbox: our source keys no longer match, so mail still in it
+/// is matched again by content (the ledger's SHA-256), which stores nothing twice.
+async fn check_uidvalidity(shared: &Arc<Shared>, conn: &Connection) -> Result<(), ImapError> {
+    let store = shared.store.clone();
+    let mailbox = conn.mailbox().to_string();
+    let uidvalidity = conn.uidvalidity;
+    let previous = blocking(move || {
+        let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = store.begin()?;
+        let previous = tx.imap_state(&mailbox)?;
+        tx.set_imap_state(&mailbox, uidvalidity, 0)?;
+        tx.commit()?;
+        Ok(previous)
+    })
+    .await?;
+    if let Some((old, _)) = previous
+        && old != uidvalidity
+    {
+        warn!(old, new = uidvalidity, "UIDVALIDITY changed; mail still in the mailbox is re-matched by content");
+    }
+    Ok(())
+}
+
+/// Processes everything waiting in the mailbox, batch by batch.
+async fn drain(
+    shared: &Arc<Shared>,
+    cfg: &ImapConfig,
+    conn: &mut Connection,
+    stop: &watch::Receiver<bool>,
+) -> Result<(), ImapError> {
+    loop {
+        let listed = conn.list().await?;
+        write_status(shared, vec![("backlog", listed.len().to_string())]).await.map_err(ImapError::Transient)?;
+        if listed.is_empty() || *stop.borrow() {
+            return Ok(());
+        }
+        let pipeline = shared.pipeline();
+        let max_size = pipeline.config().limits.max_message_bytes;
+        let batch = plan_batch(&listed, cfg.batch_size as usize, cfg.batch_bytes, max_size);
+        let keys: Vec<String> = batch.iter().map(|(uid, _)| conn.source_key(*uid)).collect();
+        let store = shared.store.clone();
+        let known: HashSet<String> =
+            blocking(move || Ok(store.lock().unwrap_or_else(|e| e.into_inner()).known_source_keys(&keys)?)).await?;
+
+        let mut incoming = Vec::with_capacity(batch.len());
+        let mut to_download = Vec::new();
+        let mut already = Vec::new();
+        for &(uid, size) in &batch {
+            let key = conn.source_key(uid);
+            if known.contains(&key) {
+                already.push(uid);
+            } else if size as usize > max_size {
+                // Refused from its size alone: the body is never downloaded (it stays whole in the quarantine folder).
+                incoming.push((
+                    uid,
+                    Incoming {
+                        source: format!("imap:{}/{uid}", conn.mailbox()),
+                        source_key: Some(key),
+                        raw: Vec::new(),
+                        refused: Some(Refusal {
+                            size: size as usize,
+                            reason: format!(
+                                "message is {size} bytes, over the limit of {max_size} (limits.max_message_bytes)"
+                            ),
+                        }),
+                    },
+                ));
+            } else {
+                to_download.push(uid);
+            }
+        }
+        for (uid, raw) in conn.download(&to_download).await? {
+            incoming.push((
+                uid,
+                Incoming {
+                    source: format!("imap:{}/{uid}", conn.mailbox()),
+                    source_key: Some(conn.source_key(uid)),
+                    raw,
+                    refused: None,
+                },
+            ));
+        }
+        incoming.sort_by_key(|(uid, _)| *uid);
+        let (uids, mails): (Vec<u32>, Vec<Incoming>) = incoming.into_iter().unzip();
+        let store = shared.store.clone();
+        let mailbox = conn.mailbox().to_string();
+        let uidvalidity = conn.uidvalidity;
+        let last_uid = batch.last().map_or(0, |(uid, _)| *uid);
+        let outcomes = blocking(move || {
+            let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
+            let outcomes = pipeline.process_batch(&mut store, &mails)?;
+            let tx = store.begin()?;
+            tx.set_imap_state(&mailbox, uidvalidity, last_uid)?;
+            tx.commit()?;
+            Ok(outcomes)
+        })
+        .await?;
+        // Committed: only now may the mail leave the inbox.
+        let mut processed = already;
+        let mut quarantined = Vec::new();
+        for (uid, outcome) in uids.iter().zip(&outcomes) {
+            if matches!(outcome, Outcome::Quarantined { .. }) { quarantined.push(*uid) } else { processed.push(*uid) }
+        }
+        processed.sort_unstable();
+        conn.move_to(&processed, &cfg.processed_mailbox).await?;
+        conn.move_to(&quarantined, &cfg.quarantine_mailbox).await?;
+        write_status(shared, vec![("last_fetch", batch.len().to_string())]).await.map_err(ImapError::Transient)?;
+    }
+}
+
+/// The next batch: oldest first, at most `max_count` mails and about `max_bytes` of download (at least one mail).
+/// Oversized mail costs nothing to "download", so it does not count against the byte budget.
+pub fn plan_batch(listed: &[(u32, u32)], max_count: usize, max_bytes: usize, max_size: usize) -> Vec<(u32, u32)> {
+    let mut bytes = 0usize;
+    let mut batch = Vec::new();
+    for &(uid, size) in listed.iter().take(max_count.max(1)) {
+        let cost = if size as usize > max_size { 0 } else { size as usize };
+        if !batch.is_empty() && bytes + cost > max_bytes {
+            break;
+        }
+        bytes += cost;
+        batch.push((uid, size));
+    }
+    batch
+}
+
+/// Runs store work on the blocking pool: the SQLite connection is never held across an `.await`.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Result<T, ImapError> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(Ok(v)) => Ok(v),
+        // A transient database problem (locked, disk full) is retried like a lost connection: the mail stays put.
+        Ok(Err(e)) => Err(ImapError::Transient(format!("database: {e}"))),
+        Err(e) => Err(ImapError::Transient(format!("store task failed: {e}"))),
+    }
+}
+
+async fn write_status(shared: &Arc<Shared>, facts: Vec<(&'static str, String)>) -> Result<(), String> {
+    let store = shared.store.clone();
+    let now = chrono::Utc::now().timestamp();
+    let r = blocking(move || {
+        let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = store.begin()?;
+        for (k, v) in &facts {
+            tx.set_status(k, v, now)?;
+        }
+        tx.commit()
+    })
+    .await;
+    r.map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_respect_count_bytes_and_let_oversized_mail_through() {
+        let listed = [(1, 10), (2, 10), (3, 1_000_000), (4, 10), (5, 10)];
+        assert_eq!(plan_batch(&listed, 2, 100, 500).len(), 2);
+        assert_eq!(plan_batch(&listed, 10, 25, 500_000), vec![(1, 10), (2, 10)]);
+        // The 1 MB mail is over the size limit: refused without download, so it costs no budget.
+        assert_eq!(plan_batch(&listed, 10, 25, 500).len(), 3);
+        assert_eq!(plan_batch(&[(9, 5000)], 10, 10, 10_000), vec![(9, 5000)]);
+    }
+
+    #[test]
+    fn backoff_grows_to_the_cap_with_jitter() {
+        let mut b = Backoff { attempt: 0, max: Duration::from_secs(8) };
+        let delays: Vec<Duration> = (0..8).map(|_| b.next()).collect();
+        assert!(delays[0] <= Duration::from_secs(1));
+        assert!(delays.iter().all(|d| *d <= Duration::from_secs(8)));
+        assert!(delays[7] >= Duration::from_secs(4));
+    }
+
+    #[test]
+    fn a_second_instance_is_refused_with_75() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = InstanceLock::acquire(dir.path()).unwrap();
+        let second = InstanceLock::acquire(dir.path()).err().unwrap();
+        assert_eq!(second.code, EX_TEMPFAIL);
+        assert!(second.message.contains("already running"), "{}", second.message);
+        assert!(InstanceLock::is_held(dir.path()));
+        drop(first);
+        assert!(!InstanceLock::is_held(dir.path()));
+    }
+}
