@@ -295,7 +295,7 @@ async fn drain(
         let keys: Vec<String> = batch.iter().map(|(uid, _)| conn.source_key(*uid)).collect();
         let store = shared.store.clone();
         let known: HashSet<String> =
-            blocking(move || Ok(store.lock().unwrap_or_else(|e| e.into_inner()).known_source_keys(&keys)?)).await?;
+            blocking(move || store.lock().unwrap_or_else(|e| e.into_inner()).known_source_keys(&keys)).await?;
 
         let mut incoming = Vec::with_capacity(batch.len());
         let mut to_download = Vec::new();
