@@ -7,5 +7,6 @@
 
 pub mod config;
 pub mod model;
+pub mod outbound;
 pub mod parse;
 pub mod token;

@@ -1,0 +1,7 @@
+//! Outgoing mail, as pure building blocks: templates rendered from a context, RFC 5322 bytes built with lettre's
+//! typed API, HMAC proofs in Message-IDs and reply addresses, the "may we answer automatically" decision, and the
+//! SMTP relay client (the one network edge here). The outbox table and the sender loop live elsewhere.
+
+pub mod signing;
+
+pub use signing::Signer;
