@@ -2,6 +2,10 @@
 //! typed API, HMAC proofs in Message-IDs and reply addresses, the "may we answer automatically" decision, and the
 //! SMTP relay client (the one network edge here). The outbox table and the sender loop live elsewhere.
 
+pub mod message;
+pub mod policy;
 pub mod signing;
 
+pub use message::{AutoSubmitted, BuildError, LOOP_HEADER, OutgoingMail, build};
+pub use policy::{ReplyPolicyInput, auto_reply_blocker, is_our_own_mail};
 pub use signing::Signer;
