@@ -60,13 +60,8 @@ impl SendError {
         } else {
             ""
         };
-        let mut message = format!("{kind}{e}");
-        let mut source = std::error::Error::source(e);
-        while let Some(s) = source {
-            message = format!("{message}: {s}");
-            source = s.source();
-        }
-        SendError { transient, message }
+        // lettre's Display already appends the source error.
+        SendError { transient, message: format!("{kind}{e}") }
     }
 }
 
@@ -207,6 +202,45 @@ mod tests {
         std::fs::write(&empty, "not a certificate\n").unwrap();
         c.ca_file = Some(empty);
         assert!(matches!(Relay::new(&c, None, "x"), Err(SmtpSetupError::CaEmpty { .. })));
+    }
+
+    /// A one-connection SMTP server that accepts everything up to RCPT, then answers RCPT with `rcpt_reply`.
+    async fn scripted_server(rcpt_reply: &'static str) -> u16 {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            let (read, mut write) = socket.into_split();
+            let mut lines = BufReader::new(read).lines();
+            write.write_all(b"220 fake ESMTP\r\n").await.unwrap();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let verb = line.split([' ', ':']).next().unwrap_or("").to_ascii_uppercase();
+                let reply = match verb.as_str() {
+                    "EHLO" | "HELO" => "250 fake\r\n".to_string(),
+                    "RCPT" => format!("{rcpt_reply}\r\n"),
+                    "QUIT" => "221 bye\r\n".to_string(),
+                    _ => "250 ok\r\n".to_string(),
+                };
+                write.write_all(reply.as_bytes()).await.unwrap();
+                if verb == "QUIT" {
+                    break;
+                }
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn smtp_replies_map_to_transient_and_permanent() {
+        for (reply, transient) in [("450 4.2.0 mailbox busy", true), ("550 5.1.1 no such user", false)] {
+            let mut c = cfg("127.0.0.1", TlsMode::Plain);
+            c.port = Some(scripted_server(reply).await);
+            let relay = Relay::new(&c, None, "desk.example.com").unwrap();
+            let err = relay.send("support@example.com", &["x@customer.test".into()], b"x\r\n").await.unwrap_err();
+            assert_eq!(err.transient, transient, "{reply}: {err:?}");
+            assert!(err.message.contains(&reply[4..]), "{reply}: {err:?}");
+        }
     }
 
     #[tokio::test]
