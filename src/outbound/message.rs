@@ -76,9 +76,9 @@ pub enum BuildError {
 /// Headers: From, To, Cc, Reply-To, Subject, Date, Message-ID, In-Reply-To, References, MIME-Version and, on every
 /// mail, `X-Postdesk-Loop`. Automatic mail (`auto_submitted` set) also gets `Auto-Submitted` (RFC 3834 §5),
 /// `X-Auto-Response-Suppress: All` (asks Exchange/Outlook not to answer with out-of-office replies) and
-/// `Precedence: bulk`. RFC 3834 §3.1.8 notes Precedence is not standardised, and we never rely on it alone inbound;
-/// we still send it because many older vacation programs honour only Precedence and would otherwise answer our
-/// acknowledgements, which is exactly the loop we avoid.
+/// `Precedence: bulk`. RFC 3834 does not standardise Precedence, and inbound it is only one signal among several
+/// (see [`super::policy`]); we still send it because older vacation programs honour only Precedence and would
+/// otherwise answer our acknowledgements, which is exactly the loop we avoid.
 pub fn build(mail: &OutgoingMail) -> Result<Vec<u8>, BuildError> {
     if mail.to.is_empty() && mail.cc.is_empty() {
         return Err(BuildError::NoRecipients);
