@@ -10,6 +10,7 @@ pub mod config;
 pub mod daemon;
 pub mod ingest;
 pub mod model;
+pub mod outbound;
 pub mod parse;
 pub mod pipeline;
 pub mod report;
