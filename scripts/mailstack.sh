@@ -457,6 +457,10 @@ scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
 EOF
   chmod 0644 "$pf/main.cf" "$pf/master.cf"
+  # Postfix waits (in 0.3 s steps) until main.cf is over a second old, so it
+  # never reads a half-written file: backdate the files we just wrote.
+  touch -d "@$(($(date +%s) - 10))" "$pf/main.cf" "$pf/master.cf"
+
 }
 
 # users file line for LOCALPART (passwd-file format; uid/gid/home from defaults)
