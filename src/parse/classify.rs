@@ -33,6 +33,8 @@ pub struct Evidence<'a> {
     /// Message-ID of a returned `message/rfc822` part, or the text of `text/rfc822-headers`.
     pub returned_message_id: Option<String>,
     pub returned_headers: Option<String>,
+    /// First To address of the returned message: the recipient when the bounce text names none.
+    pub returned_to: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,10 +77,10 @@ fn body_head<'a>(e: &Evidence<'a>, max: usize) -> &'a str {
 static BOUNCE_SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         r"(?ix)undeliver(?:ed|able)|returned\ mail|return(?:ed)?\ to\ sender|mail\ delivery\ (?:failed|failure|problem|system)
-        |delivery\ (?:status\ notification|failure|notification|has\ failed|problem|report)|failure\ notice|non[- ]?deliver
+        |delivery\ (?:status\ notification|failure|notification|has\ failed|problem|report)|failure\ notice|non[-\ ]?deliver
         |could\ not\ (?:be\ )?deliver|delivery\ failed|mail\ (?:system\ )?error|warning:\ could\ not\ send|message\ not\ delivered
         |not\ delivered|rejected|bounced?\b|delayed\ mail|delivery\ (?:delayed|status)|mailbox\ (?:unavailable|full)|error\ sending
-        |nicht\ zustellbar|unzustellbar|non\ remis|no\ se\ puede\ entregar|mail\ could\ not|sending\ failed|permanent\ error",
+        |メールエラー|配信エラー|配送エラー|配信不能|不達|エラー通知|nicht\ zustellbar|unzustellbar|non\ remis|no\ se\ puede\ entregar|mail\ could\ not|sending\ failed|permanent\ error",
     )
     .unwrap()
 });
@@ -92,19 +94,38 @@ static BOUNCE_BODY: LazyLock<Regex> = LazyLock::new(|| {
         |your\ message\ (?:did\ not|could\ not|couldn't|wasn't|was\ not|cannot)\ (?:reach|be\ delivered)|undeliverable\ to
         |unable\ to\ deliver|the\ original\ message\ was\ received\ at|delivery\ to\ the\ following|returned\ to\ (?:the\ )?sender
         |not\ be\ delivered|message\ delivery\ (?:has\ )?failed|delivery\ failure|user\ unknown|no\ such\ (?:user|mailbox)
-        |mailbox\ (?:unavailable|full|is\ full)|recipient\ address\ rejected|host\ unknown|550[ -]5\.\d|553[ -]5\.\d|554[ -]5\.\d
+        |mailbox\ (?:unavailable|full|is\ full)|recipient\ address\ rejected|host\ unknown|550[\ -]5\.\d|553[\ -]5\.\d|554[\ -]5\.\d
         |smtp\ error\ from\ remote|retry\ time\ not\ reached|has\ been\ delayed|will\ retry|could\ not\ deliver
         |the\ following\ message\ to|message\ you\ sent\ to|failed\ permanently|permanently\ failed|remote\ server\ said
-        |your\ mail\ to\ the\ following\ recipients|delivery\ report|not\ delivered",
+        |your\ mail\ to\ the\ following\ recipients|delivery\ report|not\ delivered|not\ a\ valid\ (?:user|recipient|address)
+        |invalid\ (?:user|recipient|address)|requested\ action\ not\ taken|送信できませんでした|配信できませんでした",
     )
     .unwrap()
 });
 
+/// Phrases only mail systems write: enough on their own near the top of the body.
+static STRONG_BOUNCE_BODY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r#"(?ix)this\ is\ the\ mail\ system\ at\ host|delivery\ to\ the\ following\ recipients?\ failed|hi\.\ this\ is\ the\ qmail
+        |qmail-send\ program|message\ was\ created\ automatically\ by\ mail\ delivery\ software|could\ not\ be\ delivered\ to:
+        |following\ address(?:es)?\ had\ permanent\ fatal\ errors|delivery\ has\ failed\ to\ these\ recipients
+        |smtp\ error\ from\ remote\ (?:mail\ )?server|the\ original\ message\ was\ received\ at
+        |\\?"notificationType\\?"\s*:\s*\\?"(?:Bounce|Complaint|Delivery)|this\ is\ an\ e?-?mail\ abuse\ report
+        |i'm\ sorry\ to\ have\ to\ inform\ you\ that\ your\ message\ could\ not|your\ message\ could\ not\ be\ delivered"#,
+    )
+    .unwrap()
+});
+
+/// ARF-like complaint notices sent without a `message/feedback-report` part (Hotmail's JMRP, RFC 5965 lookalikes).
+static FEEDBACK_SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)complaint about message from|abuse report|feedback[- ]loop|spam report").unwrap()
+});
+
 static DAEMON_FROM: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^(?:mailer-daemon|postmaster|mail-daemon|maildaemon|mailerdaemon|mail\.?delivery|bounces?|nobody|double-bounce|mdaemon|smtp)(?:[@+._-]|$)").unwrap()
+    Regex::new(r"(?i)^(?:mailer-daemon|post_?master|mail-daemon|maildaemon|mailerdaemon|mail\.?delivery|bounces?|nobody|double-bounce|mdaemon|smtp)(?:[@+._-]|$)").unwrap()
 });
 static DAEMON_NAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)mail\s*delivery\s*(?:subsystem|system|service)|mailer[- ]daemon|postmaster|mail\s*administrator|delivery\s*status").unwrap()
+    Regex::new(r"(?i)mail\s*delivery\s*(?:subsystem|system|service)|mailer[-\ ]daemon|post_?master|mail\s*administrator|delivery\s*status").unwrap()
 });
 
 fn bounce_reason(e: &Evidence<'_>) -> Option<String> {
@@ -123,9 +144,15 @@ fn bounce_reason(e: &Evidence<'_>) -> Option<String> {
     if !e.feedback_report.is_empty() {
         return Some("message/feedback-report part (ARF)".into());
     }
-    let daemon = e
-        .from
-        .is_some_and(|f| DAEMON_FROM.is_match(&f.email) || f.name.as_deref().is_some_and(|n| DAEMON_NAME.is_match(n)));
+    // The From header itself, not only the parsed address: `MAILER-DAEMON <>` has no usable address.
+    let daemon = e.from.is_some_and(|f| DAEMON_FROM.is_match(&f.email))
+        || header(e, "From").is_some_and(|v| DAEMON_NAME.is_match(v));
+    if let Some(m) = STRONG_BOUNCE_BODY.find(body_head(e, 8192)) {
+        return Some(format!("body text \"{}\"", m.as_str()));
+    }
+    if FEEDBACK_SUBJECT.is_match(e.subject) && (e.returned_message_id.is_some() || e.returned_headers.is_some()) {
+        return Some("complaint notice with the reported message attached (feedback loop)".into());
+    }
     let subject = BOUNCE_SUBJECT.is_match(e.subject);
     let body = BOUNCE_BODY.find(body_head(e, 8192));
     if daemon && (subject || body.is_some()) {
@@ -146,7 +173,7 @@ fn bounce_reason(e: &Evidence<'_>) -> Option<String> {
 
 static AUTO_SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?ix)out\ of\ (?:the\ )?office|\bOOO\b|automatic\ (?:reply|response)|auto(?:matic)?[- ]?(?:reply|response|responder|antwort)
+        r"(?ix)out\ of\ (?:the\ )?office|\bOOO\b|automatic\ (?:reply|response)|auto(?:matic)?[-\ ]?(?:reply|response|responder|antwort)
         |abwesenheit|automatische\ antwort|r[ée]ponse\ automatique|\babsence\b|respuesta\ autom[aá]tica|risposta\ automatica
         |automatisch\ antwoord|odpowied[źz]\ automatyczna|automatyczna\ odpowied[źz]|autosvar|automatiskt\ svar|automaattinen\ vastaus
         |自动回复|自動回覆|自動応答|自動返信|on\ vacation|vacation\ (?:reply|message|notice)|away\ from\ (?:the\ )?office
@@ -158,8 +185,8 @@ static AUTO_SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
 static AUTO_BODY: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         r"(?ix)\bI\ (?:am|will\ be|'m)\ (?:currently\ )?(?:out\ of\ (?:the\ )?office|on\ (?:vacation|holiday|leave)|away\ from)
-        |this\ is\ an\ auto(?:mated|matic)[- ]?(?:reply|response|message)|auto-?generated\ (?:reply|response|message)
-        |allowed\ list|whitelist|approved\ senders|verify\ (?:that\ )?you\ are\ (?:a\ )?(?:human|real)|challenge[- ]response
+        |this\ is\ an\ auto(?:mated|matic)[-\ ]?(?:reply|response|message)|auto-?generated\ (?:reply|response|message)
+        |allowed\ list|whitelist|approved\ senders|verify\ (?:that\ )?you\ are\ (?:a\ )?(?:human|real)|challenge[-\ ]response
         |protected\ by\ (?:bluebottle|boxbe|spam\ arrest|mailblocks)|to\ ensure\ delivery\ of\ your\ (?:e-?mail|message)
         |please\ (?:click|confirm).{0,80}(?:deliver|verify|sender)|ich\ bin\ (?:bis|vom|derzeit|zurzeit|momentan).{0,60}(?:nicht|abwesend|urlaub)
         |je\ suis\ absent|estar[ée]\ fuera\ de\ la\ oficina|sono\ fuori\ ufficio",
@@ -187,6 +214,9 @@ fn auto_reply_reason(e: &Evidence<'_>) -> Option<String> {
         if let Some(v) = header(e, name) {
             return Some(format!("{name}: {v}"));
         }
+    }
+    if let Some(v) = header(e, "X-Apple-Action").filter(|v| v.eq_ignore_ascii_case("vacation")) {
+        return Some(format!("X-Apple-Action: {v}"));
     }
     if let Some(v) = header(e, "X-Auto-Response-Suppress") {
         let lower = v.to_ascii_lowercase();
@@ -227,7 +257,7 @@ static ADDR: LazyLock<Regex> = LazyLock::new(|| {
         .unwrap()
 });
 static STATUS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b").unwrap());
-static SMTP_LINE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b[45]\d\d[ -]").unwrap());
+static SMTP_LINE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b[45]\d\d[\ -]").unwrap());
 static MSG_ID: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?im)^[ \t>]*Message-ID:[ \t]*<([^>\s]+)>").unwrap());
 
 fn bounce_info(e: &Evidence<'_>) -> BounceInfo {
@@ -236,7 +266,15 @@ fn bounce_info(e: &Evidence<'_>) -> BounceInfo {
         recipients = e.feedback_report.iter().flat_map(|d| feedback_recipients(d)).collect();
     }
     if recipients.is_empty() {
+        recipients = ses_recipients(e.text);
+    }
+    if recipients.is_empty() {
         recipients = text_recipients(e);
+    }
+    if recipients.is_empty()
+        && let Some(to) = &e.returned_to
+    {
+        recipients.push(FailedRecipient { address: to.clone(), status: None, action: None });
     }
     let mut seen = std::collections::HashSet::new();
     recipients.retain(|r| seen.insert(r.address.to_ascii_lowercase()));
@@ -245,6 +283,23 @@ fn bounce_info(e: &Evidence<'_>) -> BounceInfo {
         MSG_ID.captures(returned).map(|c| c[1].to_string())
     });
     BounceInfo { recipients, original_message_id }
+}
+
+/// Amazon SES notifications are JSON (possibly JSON inside a JSON string, hence the optional backslashes).
+fn ses_recipients(text: &str) -> Vec<FailedRecipient> {
+    static SES: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r#"\\?"(?:emailAddress|recipients)\\?"\s*:\s*\[?\s*\\?"([^"\\\s]+@[^"\\\s]+)\\?"(?:[^}]*?\\?"status\\?"\s*:\s*\\?"([245]\.\d+\.\d+))?"#).unwrap()
+    });
+    if !text.contains("notificationType") {
+        return Vec::new();
+    }
+    SES.captures_iter(text)
+        .map(|c| FailedRecipient {
+            address: c[1].to_string(),
+            status: c.get(2).map(|m| m.as_str().to_string()),
+            action: None,
+        })
+        .collect()
 }
 
 /// Strips `rfc822;` and angle brackets from a DSN address field (RFC 3464 §2.3.1).

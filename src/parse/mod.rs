@@ -262,6 +262,10 @@ fn evidence<'a>(message: &Message<'_>, mail: &'a InboundMail) -> classify::Evide
         match kind.as_str() {
             "message/delivery-status" | "message/global-delivery-status" => e.delivery_status.push(body()),
             "message/feedback-report" => e.feedback_report.push(body()),
+            // A returned message mail-parser could not parse as one still holds its headers as text.
+            "message/rfc822" if !matches!(part.body, PartType::Message(_)) => {
+                e.returned_headers.get_or_insert_with(body);
+            }
             "text/rfc822-headers" | "message/rfc822-headers" | "text/rfc822-header" => {
                 e.returned_headers.get_or_insert_with(body);
             }
@@ -271,6 +275,7 @@ fn evidence<'a>(message: &Message<'_>, mail: &'a InboundMail) -> classify::Evide
             && e.returned_message_id.is_none()
         {
             e.returned_message_id = nested.message_id().map(strip_brackets);
+            e.returned_to = addresses(nested.to()).into_iter().next().map(|a| a.email);
         }
     }
     e
