@@ -351,7 +351,8 @@ fn text_recipients(e: &Evidence<'_>) -> Vec<FailedRecipient> {
     let own: Vec<String> = e.from.iter().map(|a| a.key()).collect();
     let skip = |a: &str| {
         let l = a.to_ascii_lowercase();
-        own.contains(&l) || DAEMON_FROM.is_match(&l)
+        let local = l.split('@').next().unwrap_or("");
+        own.contains(&l) || ["mailer-daemon", "postmaster", "double-bounce"].contains(&local)
     };
     let lines: Vec<&str> = text.lines().collect();
     let mut scored: Vec<(u8, FailedRecipient)> = Vec::new();

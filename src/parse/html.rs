@@ -25,7 +25,9 @@ pub fn html_to_text(html: &str) -> String {
         html2text::config::plain().no_link_wrapping().string_from_read(html.as_bytes(), WIDTH)
     });
     match rendered {
-        Ok(Ok(text)) => text.lines().map(str::trim_end).collect::<Vec<_>>().join("\n").trim().to_string(),
+        Ok(Ok(text)) => {
+            text.replace('\u{a0}', " ").lines().map(str::trim_end).collect::<Vec<_>>().join("\n").trim().to_string()
+        }
         _ => strip_tags(html),
     }
 }
@@ -66,8 +68,9 @@ fn estimated_depth(html: &str) -> usize {
     max
 }
 
-static TAG: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?s)<!--.*?-->|<(?:script|style)\b.*?</(?:script|style)\s*>|<[^>]*>").unwrap());
+static TAG: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?s)<!--.*?-->|<(?:script|style)\b.*?</(?:script|style)\s*>|<[^>]*>|<[^>]*$").unwrap()
+});
 static BLOCK: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)<(?:br|/p|/div|/tr|/li|/h\d)\b[^>]*>").unwrap());
 static BLANKS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\n[ \t]*(?:\n[ \t]*){2,}").unwrap());
 
