@@ -1,14 +1,20 @@
 //! Parse: raw bytes -> [`InboundMail`]. Total over its input: it never panics, and oddities become warnings.
-//! Limits are checked before the MIME parser runs, so hostile mail is refused cheaply.
+//! Limits are checked before the MIME parser runs ([`limits`]), so hostile mail is refused cheaply; the parsed tree
+//! is counted again afterwards. Classification (bounce / auto-reply / list / human) is in [`classify`].
 
+pub mod classify;
 pub mod html;
+pub mod limits;
 pub mod strip;
 pub mod subject;
 
-use mail_parser::{HeaderValue, MessageParser};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use mail_parser::parsers::MessageStream;
+use mail_parser::{HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType};
 
 use crate::config::Limits;
-use crate::model::{Address, Header, InboundMail};
+use crate::model::{Address, Attachment, Header, InboundMail};
 
 /// Why a mail was not parsed but quarantined. The text is what admins read in `postdesk status` and logs.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,39 +33,250 @@ pub enum Rejection {
 
 /// Parses and classifies one message.
 pub fn parse_mail(raw: &[u8], limits: &Limits) -> Result<InboundMail, Rejection> {
-    if raw.len() > limits.max_message_bytes {
-        return Err(Rejection::TooLarge { size: raw.len(), limit: limits.max_message_bytes });
+    limits::prescan(raw, limits)?;
+    // mail-parser is fuzzed and meant to be total; catching a panic anyway keeps one bad mail from taking down the
+    // fetch loop (defence in depth). The same goes for our own extraction code below.
+    catch_unwind(AssertUnwindSafe(|| {
+        let message = MessageParser::default()
+            .parse(raw)
+            .ok_or_else(|| Rejection::NotMail("the MIME parser found no headers".into()))?;
+        check_tree(&message, limits)?;
+        Ok(build(&message, raw.len()))
+    }))
+    .unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".into());
+        Err(Rejection::ParserFailed(what))
+    })
+}
+
+/// Counts the parts and nesting depth of the parsed tree, nested messages included.
+fn check_tree(message: &Message<'_>, limits: &Limits) -> Result<(), Rejection> {
+    let mut parts = 0usize;
+    // (message, part id, depth)
+    let mut stack: Vec<(&Message<'_>, u32, usize)> = vec![(message, 0, 1)];
+    while let Some((msg, id, depth)) = stack.pop() {
+        if depth > limits.max_nesting_depth {
+            return Err(Rejection::TooDeep { limit: limits.max_nesting_depth });
+        }
+        let Some(part) = msg.parts.get(id as usize) else { continue };
+        parts += 1;
+        if parts > limits.max_mime_parts {
+            return Err(Rejection::TooManyParts { limit: limits.max_mime_parts });
+        }
+        match &part.body {
+            PartType::Multipart(children) => stack.extend(children.iter().map(|&c| (msg, c, depth + 1))),
+            PartType::Message(nested) => stack.push((nested, 0, depth + 1)),
+            _ => {}
+        }
     }
-    let message = MessageParser::default().parse(raw).ok_or_else(|| Rejection::NotMail("no headers found".into()))?;
+    Ok(())
+}
+
+fn build(message: &Message<'_>, size: usize) -> InboundMail {
     let mut mail = InboundMail {
-        size: raw.len(),
-        message_id: message.message_id().map(str::to_owned),
-        in_reply_to: text_list(message.in_reply_to()),
-        references: text_list(message.references()),
-        from: message.from().and_then(|a| a.first()).map(to_address),
+        size,
+        message_id: message.message_id().map(strip_brackets),
+        in_reply_to: id_list(message.in_reply_to()),
+        references: id_list(message.references()),
+        from: message.from().and_then(|a| addresses(Some(a)).into_iter().next()),
+        sender: message.sender().and_then(|a| addresses(Some(a)).into_iter().next()),
+        reply_to: addresses(message.reply_to()),
+        to: addresses(message.to()),
+        cc: addresses(message.cc()),
         subject: message.subject().unwrap_or_default().to_string(),
-        date: message.date().map(|d| d.to_timestamp()),
-        text: message.body_text(0).map(|t| t.into_owned()).unwrap_or_default(),
+        date: message.date().filter(|d| d.is_valid()).map(|d| d.to_timestamp()),
+        headers: top_headers(message),
         ..InboundMail::default()
     };
-    mail.to = message.to().map(|a| a.iter().map(to_address).collect()).unwrap_or_default();
-    mail.cc = message.cc().map(|a| a.iter().map(to_address).collect()).unwrap_or_default();
-    mail.headers = message
-        .headers_raw()
-        .map(|(name, value)| Header { name: name.to_string(), value: value.trim().to_string() })
+    mail.delivered_to = mail
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("Delivered-To") || h.name.eq_ignore_ascii_case("X-Original-To"))
+        .map(|h| strip_brackets(h.value.trim()))
+        .filter(|v| !v.is_empty())
         .collect();
-    mail.visible_text = mail.text.clone();
-    Ok(mail)
+    mail.return_path = mail.header("Return-Path").map(|v| strip_brackets(v.split_whitespace().next().unwrap_or("")));
+    fill_bodies(message, &mut mail);
+    mail.visible_text = strip::visible_text(&mail.text);
+    add_warnings(message, &mut mail);
+
+    let evidence = evidence(message, &mail);
+    let verdict = classify::classify(&evidence);
+    mail.classification = verdict.classification;
+    mail.classification_reason = verdict.reason;
+    mail.bounce = verdict.bounce;
+    mail
 }
 
-fn to_address(addr: &mail_parser::Addr<'_>) -> Address {
-    Address::new(addr.name(), addr.address().unwrap_or_default())
+fn strip_brackets(id: &str) -> String {
+    id.trim().trim_start_matches('<').trim_end_matches('>').trim().to_string()
 }
 
-fn text_list(value: &HeaderValue<'_>) -> Vec<String> {
+fn id_list(value: &HeaderValue<'_>) -> Vec<String> {
     match value {
-        HeaderValue::Text(t) => vec![t.to_string()],
-        HeaderValue::TextList(list) => list.iter().map(|t| t.to_string()).collect(),
+        HeaderValue::Text(t) => vec![strip_brackets(t)],
+        HeaderValue::TextList(list) => list.iter().map(|t| strip_brackets(t)).collect(),
         _ => Vec::new(),
     }
+    .into_iter()
+    .filter(|s| !s.is_empty())
+    .collect()
+}
+
+/// Every mailbox of an address header, group members included (RFC 5322 §3.4).
+fn addresses(value: Option<&mail_parser::Address<'_>>) -> Vec<Address> {
+    let to_address = |a: &mail_parser::Addr<'_>| a.address().map(|e| Address::new(a.name(), e));
+    match value {
+        Some(mail_parser::Address::List(list)) => list.iter().filter_map(to_address).collect(),
+        Some(mail_parser::Address::Group(groups)) => {
+            groups.iter().flat_map(|g| g.addresses.iter()).filter_map(to_address).collect()
+        }
+        None => Vec::new(),
+    }
+}
+
+/// Top-level headers in order, each value unfolded and RFC 2047-decoded as unstructured text.
+fn top_headers(message: &Message<'_>) -> Vec<Header> {
+    let raw = message.raw_message();
+    message
+        .root_part()
+        .headers
+        .iter()
+        .map(|h| {
+            let bytes = raw.get(h.offset_start as usize..h.offset_end as usize).unwrap_or_default();
+            let value = match MessageStream::new(bytes).parse_unstructured() {
+                HeaderValue::Text(t) => t.trim().to_string(),
+                _ => String::new(),
+            };
+            Header { name: h.name.as_str().to_string(), value }
+        })
+        .collect()
+}
+
+fn is_plain(part: &MessagePart<'_>) -> bool {
+    part.content_type().is_none_or(|ct| {
+        ct.ctype().eq_ignore_ascii_case("text") && ct.subtype().is_none_or(|s| s.eq_ignore_ascii_case("plain"))
+    })
+}
+
+/// text: every text/plain body part joined, else the HTML converted; html: the HTML body parts; attachments:
+/// every other leaf part (inline images included), nested messages as their raw bytes.
+fn fill_bodies(message: &Message<'_>, mail: &mut InboundMail) {
+    let mut texts = Vec::new();
+    for part in message.text_body.iter().filter_map(|&id| message.parts.get(id as usize)) {
+        if let PartType::Text(t) = &part.body
+            && is_plain(part)
+        {
+            texts.push(t.as_ref());
+        }
+    }
+    let htmls: Vec<&str> = message
+        .html_body
+        .iter()
+        .filter_map(|&id| match &message.parts.get(id as usize)?.body {
+            PartType::Html(h) => Some(h.as_ref()),
+            _ => None,
+        })
+        .collect();
+    if !htmls.is_empty() {
+        mail.html = Some(htmls.join("\n"));
+    }
+    mail.text = if texts.is_empty() {
+        mail.html.as_deref().map(html::html_to_text).unwrap_or_default()
+    } else {
+        texts.join("\n")
+    };
+    let bodies: Vec<u32> = message.text_body.iter().chain(message.html_body.iter()).copied().collect();
+    for (id, part) in message.parts.iter().enumerate() {
+        let data: &[u8] = match &part.body {
+            PartType::Multipart(_) => continue,
+            PartType::Text(_) | PartType::Html(_) if bodies.contains(&(id as u32)) => continue,
+            PartType::Text(t) | PartType::Html(t) => t.as_bytes(),
+            PartType::Binary(b) | PartType::InlineBinary(b) => b,
+            PartType::Message(_) => {
+                message.raw_message().get(part.offset_body as usize..part.offset_end as usize).unwrap_or_default()
+            }
+        };
+        if id == 0 && data.is_empty() {
+            continue;
+        }
+        mail.attachments.push(Attachment {
+            filename: part.attachment_name().map(str::to_owned),
+            content_type: content_type(part).unwrap_or_else(|| "application/octet-stream".into()),
+            data: data.to_vec(),
+        });
+    }
+}
+
+fn content_type(part: &MessagePart<'_>) -> Option<String> {
+    let ct = part.content_type()?;
+    Some(match ct.subtype() {
+        Some(sub) => format!("{}/{}", ct.ctype(), sub).to_ascii_lowercase(),
+        None => ct.ctype().to_ascii_lowercase(),
+    })
+}
+
+fn add_warnings(message: &Message<'_>, mail: &mut InboundMail) {
+    for (id, part) in message.parts.iter().enumerate() {
+        if part.is_encoding_problem {
+            mail.warnings
+                .push(format!("MIME part {id}: broken transfer encoding or charset; decoded as far as possible"));
+        }
+    }
+    if mail.message_id.is_none() {
+        mail.warnings.push("no Message-ID header".into());
+    }
+    if mail.from.is_none() {
+        mail.warnings.push("no usable From address".into());
+    }
+    if mail.date.is_none() && mail.header("Date").is_some() {
+        mail.warnings.push("Date header could not be parsed".into());
+    }
+}
+
+/// Gathers what the classifier needs from the parsed tree: DSN and ARF parts, returned headers.
+fn evidence<'a>(message: &Message<'_>, mail: &'a InboundMail) -> classify::Evidence<'a> {
+    let mut e = classify::Evidence {
+        headers: &mail.headers,
+        subject: &mail.subject,
+        from: mail.from.as_ref(),
+        return_path: mail.return_path.as_deref(),
+        text: &mail.text,
+        ..Default::default()
+    };
+    if let Some(ct) = message.root_part().content_type() {
+        e.content_type = content_type(message.root_part()).unwrap_or_default();
+        e.report_type = ct.attribute("report-type").map(|r| r.trim().to_ascii_lowercase());
+    }
+    for part in &message.parts {
+        let kind = content_type(part).unwrap_or_default();
+        let body = || match &part.body {
+            PartType::Text(t) | PartType::Html(t) => t.to_string(),
+            PartType::Binary(b) | PartType::InlineBinary(b) => String::from_utf8_lossy(b).into_owned(),
+            _ => String::new(),
+        };
+        match kind.as_str() {
+            "message/delivery-status" | "message/global-delivery-status" => e.delivery_status.push(body()),
+            "message/feedback-report" => e.feedback_report.push(body()),
+            // A returned message mail-parser could not parse as one still holds its headers as text.
+            "message/rfc822" if !matches!(part.body, PartType::Message(_)) => {
+                e.returned_headers.get_or_insert_with(body);
+            }
+            "text/rfc822-headers" | "message/rfc822-headers" | "text/rfc822-header" => {
+                e.returned_headers.get_or_insert_with(body);
+            }
+            _ => {}
+        }
+        if let PartType::Message(nested) = &part.body
+            && e.returned_message_id.is_none()
+        {
+            e.returned_message_id = nested.message_id().map(strip_brackets);
+            e.returned_to = addresses(nested.to()).into_iter().next().map(|a| a.email);
+        }
+    }
+    e
 }
