@@ -138,9 +138,9 @@ fn reply_parser(root: &Path, figures: &mut Figures) -> usize {
                 report(stem, &text, &got, want);
             }
         } else if let Some(first) = first_fragment_regex(expected) {
-            // Fragment 0 is visible in these cases: our output must start with it.
+            // Fragment 0 is visible in these cases: our output must contain it.
             first_total += 1;
-            if regex::Regex::new(&format!("^(?:{first})")).expect("fragment regex").is_match(&got) {
+            if regex::Regex::new(&first).expect("fragment regex").is_match(&got) {
                 first_ok += 1;
             } else {
                 report(stem, &text, &got, &format!("(starts with /{first}/)"));
@@ -148,15 +148,15 @@ fn reply_parser(root: &Path, figures: &mut Figures) -> usize {
         }
     }
     figures.add("email_reply_parser visible_text", ok, exact_total, "cases with an exact visible_text");
-    figures.add("email_reply_parser fragment 0", first_ok, first_total, "output starts with fragment 0's regex");
+    figures.add("email_reply_parser fragment 0", first_ok, first_total, "output matches fragment 0's regex");
     ok
 }
 
-/// The first regex given for fragment 0, with Ruby's `^` (line start) turned into Rust's `(?m)^`.
+/// The first regex given for fragment 0, in multi-line mode (Ruby's `^` matches at every line start).
 fn first_fragment_regex(expected: &Value) -> Option<String> {
     let visible = expected["hidden"].as_array().and_then(|h| h.first()).and_then(Value::as_bool) != Some(true);
     let first = expected["fragment_matches"]["0"].as_array()?.first()?.as_str()?;
-    visible.then(|| format!("(?m){}", first.trim_start_matches('^')))
+    visible.then(|| format!("(?m){first}"))
 }
 
 fn talon(root: &Path, figures: &mut Figures) -> usize {
@@ -233,9 +233,7 @@ fn subjects(root: &Path, figures: &mut Figures) -> f64 {
             let got = normalize_subject(input);
             total += 1;
             // mail-parser strips any leading [list-tag]; we keep them (ticket tokens, list names).
-            let list_tag = input.trim_start().starts_with('[') && !input.trim_start()[1..].trim_start().starts_with(
-                |c: char| c.is_alphabetic() && got.is_empty() == want.is_empty() && false,
-            );
+            let list_tag = input.trim_start().starts_with('[');
             if got == want {
                 ok += 1;
             } else {

@@ -54,29 +54,48 @@ fn mark_wrapped_attributions(lines: &[&str], kinds: &mut [Kind]) {
         if !could_end_attribution(lines[end], kinds[end]) {
             continue;
         }
-        for size in 2..=lines::MAX_WINDOW.min(end + 1) {
-            let start = end + 1 - size;
-            if matches!(kinds[start], Kind::Empty | Kind::Quote | Kind::Delimiter | Kind::Marker)
-                || !lines::may_start_attribution(lines[start])
-            {
-                continue;
-            }
-            if kinds[start..=end].iter().any(|k| matches!(k, Kind::Delimiter | Kind::Marker)) {
-                break;
-            }
-            let Some(joined) = join_window(&lines[start..=end]) else { break };
-            if lines::is_attribution(&joined) {
-                kinds[start..=end].fill(Kind::Marker);
-                break;
-            }
+        if let Some(start) = attribution_window(lines, kinds, end) {
+            kinds[start..=end].fill(Kind::Marker);
         }
     }
+}
+
+/// The start of the attribution window ending at `end`: the smallest window opening like "On …" or with a date,
+/// else the smallest window opening with an address. A line that is an attribution by itself is only extended to
+/// a window with such a clear opening ("On Thu, … Discourse Meta <" / "info@discourse.org> wrote:").
+fn attribution_window(lines: &[&str], kinds: &[Kind], end: usize) -> Option<usize> {
+    // A complete sentence above a complete attribution is text, not the attribution's first half.
+    if kinds[end] == Kind::Marker && lines[end - 1].trim_end().ends_with(['.', '!', '?', ':']) {
+        return None;
+    }
+    let mut weak = None;
+    for size in 2..=lines::MAX_WINDOW.min(end + 1) {
+        let start = end + 1 - size;
+        if kinds[start..end].iter().any(|k| matches!(k, Kind::Delimiter | Kind::Marker)) {
+            break;
+        }
+        if matches!(kinds[start], Kind::Empty | Kind::Quote) || !lines::may_start_attribution(lines[start]) {
+            continue;
+        }
+        let strong = lines::strongly_starts_attribution(lines[start]);
+        if !strong && (weak.is_some() || kinds[end] == Kind::Marker) {
+            continue;
+        }
+        let joined = join_window(&lines[start..=end])?;
+        if lines::is_attribution(&joined) {
+            if strong {
+                return Some(start);
+            }
+            weak = Some(start);
+        }
+    }
+    weak
 }
 
 fn could_end_attribution(line: &str, kind: Kind) -> bool {
     let t = line.trim_end();
     match kind {
-        Kind::Text | Kind::Header { .. } => {
+        Kind::Text | Kind::Header { .. } | Kind::Marker => {
             t.len() <= lines::MAX_LINE && (t.ends_with([':', '：', '>', '-']) || t.contains("GMT"))
         }
         // "> wrote:" closing an attribution that was wrapped by a client that then quoted it.

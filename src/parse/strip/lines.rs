@@ -84,6 +84,15 @@ static ATTRIB_DATE_FIRST: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)^\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}\b.*(?:\bGMT[+-]\d|@[^\s<>]+>\s*[:：]?$)").expect("valid regex")
 });
 
+/// "Thu, 26 Jun 2014 14:00:51 +0400 от Alexander L <abc@example.com>:": a dated line ending in `<address>:`.
+static ATTRIB_ADDRESS_COLON: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"@[^\s<>]+>\s*[:：]$").expect("valid regex"));
+
+/// A line that clearly opens an attribution: "On …", "Am …", a date.
+static ATTRIB_STRONG_START: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^(?:(?:on|am|le|el|il|op|em|den|dnia|w\ dniu)\b|\d|在)").expect("valid regex")
+});
+
 /// A line that may open a wrapped attribution.
 static ATTRIB_START: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)^(?:on|am|le|el|il|op|em|den|dnia|w\ dniu|\d|在)\b|[<@]|^在").expect("valid regex")
@@ -175,8 +184,9 @@ fn is_marker(trimmed: &str) -> bool {
 }
 
 fn is_mobile_signature(trimmed: &str) -> bool {
-    let cleaned = SIG_NOISE.replace_all(trimmed, "$1");
-    let cleaned = cleaned.trim_matches(|c: char| "<>()[]*_ \t".contains(c));
+    let brackets = |c: char| "<>()[]*_ \t".contains(c);
+    let cleaned = SIG_NOISE.replace_all(trimmed.trim_matches(brackets), "$1");
+    let cleaned = cleaned.trim_matches(brackets);
     !cleaned.is_empty() && cleaned.len() <= 120 && MOBILE_SIG.is_match(cleaned)
 }
 
@@ -187,7 +197,7 @@ pub(super) fn is_attribution(text: &str) -> bool {
     if s.is_empty() {
         return false;
     }
-    if ATTRIB_DATE_FIRST.is_match(s) {
+    if ATTRIB_DATE_FIRST.is_match(s) || (ATTRIB_ADDRESS_COLON.is_match(s) && ATTRIB_EVIDENCE.is_match(s)) {
         return true;
     }
     // "---- On Tue, 22 Dec 2015 … wrote ----" has no colon.
@@ -205,4 +215,10 @@ pub(super) fn is_attribution(text: &str) -> bool {
 pub(super) fn may_start_attribution(line: &str) -> bool {
     let t = line.trim_start_matches(|c: char| c == '-' || c == '*' || c.is_whitespace());
     !t.is_empty() && line.len() <= MAX_LINE && ATTRIB_START.is_match(t)
+}
+
+/// Whether a line opens an attribution unambiguously ("On …", "Am …", a date): preferred as a window start.
+pub(super) fn strongly_starts_attribution(line: &str) -> bool {
+    let t = line.trim_start_matches(|c: char| c == '-' || c == '*' || c.is_whitespace());
+    ATTRIB_STRONG_START.is_match(t)
 }
