@@ -20,10 +20,10 @@ use postdesk::parse::subject::normalize_subject;
 use serde_json::Value;
 
 /// Floors, just below what the current implementation achieves; raise them when it improves.
-const TRIMMER_FLOOR: f64 = 0.85;
+const TRIMMER_FLOOR: f64 = 0.95;
 const PARSER_EXACT_FLOOR: usize = 9;
 const TALON_FLOOR: usize = 12;
-const SUBJECT_FLOOR: f64 = 0.70;
+const SUBJECT_FLOOR: f64 = 0.75;
 const PERF_LIMIT: Duration = Duration::from_secs(1);
 
 fn normalize(text: &str) -> String {

@@ -185,8 +185,9 @@ fn is_marker(trimmed: &str) -> bool {
 
 fn is_mobile_signature(trimmed: &str) -> bool {
     let brackets = |c: char| "<>()[]*_ \t".contains(c);
-    let cleaned = SIG_NOISE.replace_all(trimmed.trim_matches(brackets), "$1");
-    let cleaned = cleaned.trim_matches(brackets);
+    let once = SIG_NOISE.replace_all(trimmed, "$1");
+    let twice = SIG_NOISE.replace_all(once.trim_matches(brackets), "$1");
+    let cleaned = twice.trim_matches(brackets);
     !cleaned.is_empty() && cleaned.len() <= 120 && MOBILE_SIG.is_match(cleaned)
 }
 
