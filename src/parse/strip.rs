@@ -65,7 +65,8 @@ fn mark_wrapped_attributions(lines: &[&str], kinds: &mut [Kind]) {
 /// a window with such a clear opening ("On Thu, … Discourse Meta <" / "info@discourse.org> wrote:").
 fn attribution_window(lines: &[&str], kinds: &[Kind], end: usize) -> Option<usize> {
     // A complete sentence above a complete attribution is text, not the attribution's first half.
-    if kinds[end] == Kind::Marker && lines[end - 1].trim_end().ends_with(['.', '!', '?', ':']) {
+    let above = lines[end - 1].trim_end();
+    if kinds[end] == Kind::Marker && (above.is_empty() || above.ends_with(['.', '!', '?', ':'])) {
         return None;
     }
     let mut weak = None;
@@ -209,10 +210,7 @@ fn decide(kinds: &[Kind], lines: &[&str]) -> Vec<usize> {
 /// After a marker: quoted lines, then a tail of at least seven lines of unquoted text (the trimmer's threshold;
 /// shorter tails after a quote are usually footers).
 fn is_inline_reply(after: &[usize], kinds: &[Kind]) -> bool {
-    let tail_start = after
-        .iter()
-        .rposition(|&i| !matches!(kinds[i], Kind::Text | Kind::Empty))
-        .map_or(0, |p| p + 1);
+    let tail_start = after.iter().rposition(|&i| !matches!(kinds[i], Kind::Text | Kind::Empty)).map_or(0, |p| p + 1);
     let quoted = after[..tail_start].iter().any(|&i| kinds[i] == Kind::Quote);
     let tail_text = after[tail_start..].iter().filter(|&&i| kinds[i] == Kind::Text).count();
     quoted && tail_text >= 7

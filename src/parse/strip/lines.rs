@@ -27,7 +27,9 @@ pub(super) enum Kind {
     /// of an Outlook header block.
     Marker,
     /// Looks like `From: …` / `Betreff: …`; becomes [`Kind::Marker`] when part of a header block, else text.
-    Header { from: bool },
+    Header {
+        from: bool,
+    },
     /// Quoted with `>` (or supercite `Name>`).
     Quote,
     Text,
@@ -35,8 +37,7 @@ pub(super) enum Kind {
 
 static QUOTE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[ \t]*[A-Za-z]{0,10}>").expect("valid regex"));
 
-static DELIMITER: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^(?:--|ᐧ|[-_=*+—–]{3,})$").expect("valid regex"));
+static DELIMITER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^(?:--|ᐧ|[-_=*+—–]{3,})$").expect("valid regex"));
 
 /// `-Name` on its own line after a blank line, as in "-Abhishek Kona".
 static DASH_NAME: LazyLock<Regex> =
@@ -89,9 +90,8 @@ static ATTRIB_ADDRESS_COLON: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"@[^\s<>]+>\s*[:：]$").expect("valid regex"));
 
 /// A line that clearly opens an attribution: "On …", "Am …", a date.
-static ATTRIB_STRONG_START: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^(?:(?:on|am|le|el|il|op|em|den|dnia|w\ dniu)\b|\d|在)").expect("valid regex")
-});
+static ATTRIB_STRONG_START: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)^(?:(?:on|am|le|el|il|op|em|den|dnia|w\ dniu)\b|\d|在)").expect("valid regex"));
 
 /// A line that may open a wrapped attribution.
 static ATTRIB_START: LazyLock<Regex> = LazyLock::new(|| {
