@@ -185,10 +185,13 @@ fn is_marker(trimmed: &str) -> bool {
 
 fn is_mobile_signature(trimmed: &str) -> bool {
     let brackets = |c: char| "<>()[]*_ \t".contains(c);
-    let once = SIG_NOISE.replace_all(trimmed, "$1");
-    let twice = SIG_NOISE.replace_all(once.trim_matches(brackets), "$1");
-    let cleaned = twice.trim_matches(brackets);
-    !cleaned.is_empty() && cleaned.len() <= 120 && MOBILE_SIG.is_match(cleaned)
+    // Links first ("Get [Outlook for Android](https://…)"), or brackets first ("<<sent by galaxy>>").
+    let links_first = SIG_NOISE.replace_all(trimmed, "$1");
+    let brackets_first = SIG_NOISE.replace_all(trimmed.trim_matches(brackets), "$1");
+    [links_first, brackets_first].iter().any(|c| {
+        let cleaned = c.trim_matches(brackets);
+        !cleaned.is_empty() && cleaned.len() <= 120 && MOBILE_SIG.is_match(cleaned)
+    })
 }
 
 /// Whether `text` (one line, or a window of lines joined with spaces) is an attribution line.
