@@ -1,0 +1,155 @@
+//! Table-driven cases: one per language and per client shape, each also run with CRLF line endings.
+
+use super::visible_text;
+
+fn check(cases: &[(&str, &str, &str)]) {
+    for (name, input, want) in cases {
+        assert_eq!(visible_text(input), *want, "{name}");
+        let crlf = input.replace('\n', "\r\n");
+        assert_eq!(visible_text(&crlf), *want, "{name} (CRLF)");
+    }
+}
+
+#[test]
+fn attribution_lines_in_many_languages() {
+    let q = "\n\n> quoted\n> more";
+    let cases: Vec<(&str, String)> = vec![
+        ("en", "On Mon, Feb 1, 2016 at 4:58 AM, Some One <foo@bar.com> wrote:".into()),
+        ("en apple", "On 28 Jan 2016, at 19:04, Some One wrote:".into()),
+        ("en bare", "Some One <info@example.org> wrote:".into()),
+        ("de", "Am 03.02.2016 3:35 nachm. schrieb Max Mustermann <noreply@example.org>:".into()),
+        ("de gmail", "Max Mustermann <max@example.org> schrieb am Fr., 28. Apr. 2017 um 11:53 Uhr:".into()),
+        ("fr", "Le 4 janv. 2016 19:03, \"Neil\" <info@example.org> a écrit :".into()),
+        ("es", "El jueves, 21 de noviembre de 2013, codinghorror escribió:".into()),
+        ("it", "Il 26 marzo 2016 alle 13.16 Sam <info@example.org> ha scritto:".into()),
+        ("nl", "Op 2 feb. 2015 om 05:28 heeft Sky <info@example.org> het volgende geschreven:".into()),
+        ("pl", "W dniu 14.07.2015 o 00:25 Michael <m@example.org> pisze:".into()),
+        ("pl napisał", "Dnia 14 lip 2015 o godz. 00:25 Michael <m@example.org> napisał(a):".into()),
+        ("pt", "Em 2 de fevereiro de 2015 10:58, discourse <info@example.org> escreveu:".into()),
+        ("ru", "20 окт. 2016 г. 19:37 пользователь \"Rafael\" <meta@example.org> написал:".into()),
+        ("uk", "30 серп. 2016 р. 20:45 \"Arpit\" <no-reply@example.com> пише:".into()),
+        ("sv", "Den 15 juni 2016 kl. 20:42 skrev Jeff <info@example.org>:".into()),
+        ("no", "Den 15. jun. 2016 kl. 20.42 skrev Jeff Atwood <info@example.org>:".into()),
+        ("da", "Den 15. jun. 2016 kl. 20.42 skrev Jeff Atwood <info@example.org>:".into()),
+        ("zh", "在 2016年12月12日，下午8:45，Erlend <meta@example.com> 写道：".into()),
+        ("ja", "2016/12/12 20:45 Erlend <meta@example.com>:".into()),
+        ("gmail date first", "2013/7/20 sam via Discourse Meta <info@example.org>".into()),
+        ("gmail gmt", "2016-03-03 17:21 GMT+01:00 Some One".into()),
+        ("dashed", "---- On Tue, 22 Dec 2015 14:17:36 +0530 Sam <info@example.org> wrote ----".into()),
+        ("ru mail", "Thu, 26 Jun 2014 14:00:51 +0400 от Alexander L <abc@example.com>:".into()),
+        ("wrapped 2", "On Mon, Feb 1, 2016 at 6:32 PM, Jeff Atwood <info@example.org>\nwrote:".into()),
+        ("wrapped <", "On Thu, Jun 20, 2013 at 4:18 PM, matt2 via Meta <\ninfo@example.org> wrote:".into()),
+        ("wrapped 3", "Le 4 janv. 2016 19:03, \"Neil Lalonde\"\n<info@example.org>\na écrit :".into()),
+        ("wrapped de", "Erlend <meta@example.com> schrieb am Di., 16. Aug. 2016\num 12:52 Uhr:".into()),
+    ];
+    for (name, attribution) in cases {
+        let input = format!("Thanks, that works.\n\n{attribution}{q}\n");
+        check(&[(name, &input, "Thanks, that works.")]);
+        let tight = format!("Thanks, that works.\n{attribution}\n\nQuoted without markers.\n");
+        check(&[(name, &tight, "Thanks, that works.")]);
+    }
+}
+
+#[test]
+fn outlook_and_forward_blocks() {
+    check(&[
+        (
+            "original message",
+            "Fixed now.\n\n-----Original Message-----\nFrom: A <a@example.org>\nSent: Monday\nTo: B\nSubject: x\n\nold",
+            "Fixed now.",
+        ),
+        (
+            "ursprüngliche nachricht",
+            "Gruß\n\n-----Ursprüngliche Nachricht-----\nVon: A\nGesendet: Montag\nAn: B\nBetreff: x\n\nalt",
+            "Gruß",
+        ),
+        ("underscore separator", "Reply\n________________________________\nFrom: A\nSent: x\n\nold", "Reply"),
+        ("bare header block", "Reply\n\nFrom: A <a@example.org>\nSent: x\nTo: y\nSubject: z\n\nold", "Reply"),
+        ("bold headers", "Reply\n\n*From:* A\n*Sent:* x\n*To:* y\n*Subject:* z\n\nold", "Reply"),
+        ("fr headers", "Merci\n\nDe : A\nEnvoyé : lundi\nÀ : B\nObjet : x\n\nvieux", "Merci"),
+        ("es headers", "Gracias\n\nDe: A\nEnviado: lunes\nPara: B\nAsunto: x\n\nviejo", "Gracias"),
+        ("it headers", "Grazie\n\nDa: A\nInviato: lunedì\nA: B\nOggetto: x\n\nvecchio", "Grazie"),
+        ("nl headers", "Dank\n\nVan: A\nVerzonden: maandag\nAan: B\nOnderwerp: x\n\noud", "Dank"),
+        ("sv headers", "Tack\n\nFrån: A\nSkickat: den 5 juni\nTill: B\nÄmne: x\n\ngammal", "Tack"),
+        ("pl headers", "Dzięki\n\nOd: A\nWysłano: poniedziałek\nDo: B\nTemat: x\n\nstary", "Dzięki"),
+        ("ru headers", "Спасибо\n\nОт: A\nОтправлено: понедельник\nКому: B\nТема: x\n\nстарое", "Спасибо"),
+        ("zh headers", "谢谢\n\n发件人: A\n发送时间: 2016年\n收件人: B\n主题: x\n\n旧", "谢谢"),
+        ("gmail forward", "FYI\n\n---------- Forwarded message ---------\nFrom: A\nDate: x\n\nbody", "FYI"),
+        ("apple forward", "FYI\n\nBegin forwarded message:\n\nFrom: A\nSubject: x\n\nbody", "FYI"),
+        (
+            "forward without comment shows the forwarded text",
+            "---------- Forwarded message ----------\nFrom: A <a@example.org>\nDate: x\nSubject: a subject\nthat wraps\nTo: b@example.org\n\n\nThe forwarded text.",
+            "The forwarded text.",
+        ),
+        ("lone header-like line is text", "To: whom it may concern\n\nhello", "To: whom it may concern\n\nhello"),
+    ]);
+}
+
+#[test]
+fn signatures() {
+    check(&[
+        ("sig dash", "Hello\n\n-- \nJohn\nACME", "Hello"),
+        ("sig dash no space", "Hello\n--\nJohn", "Hello"),
+        ("iphone", "Hello\n\nSent from my iPhone", "Hello"),
+        ("blackberry", "Hello\n\nSent from my Verizon Wireless BlackBerry", "Hello"),
+        ("apology", "Hello\n\nSent from my cell, please excuse any typos.", "Hello"),
+        (
+            "not a signature",
+            "Hello\n\nSent from my desk, is much easier then my mobile phone.",
+            "Hello\n\nSent from my desk, is much easier then my mobile phone.",
+        ),
+        ("fr mobile", "Bonjour\n\nEnvoyé de mon iPhone", "Bonjour"),
+        ("de mobile", "Hallo\n\nVon meinem iPhone gesendet", "Hallo"),
+        ("es mobile", "Hola\n\nEnviado desde mi iPhone", "Hola"),
+        (
+            "zh mobile",
+            "你好\n\n从我的 iPhone 发送\n發自我的 iPhone\n從我的 iPhone 傳送",
+            "你好\n\n从我的 iPhone 发送\n發自我的 iPhone",
+        ),
+        ("outlook mobile", "Thanks\n\nGet Outlook for Android<https://aka.ms/ghei36>", "Thanks"),
+        ("dash name", "Question?\n\n-Abhishek Kona\n\n\n____\nlist footer", "Question?"),
+        ("underline is a heading", "Title\n=====\n\nBody", "Title\n=====\n\nBody"),
+        ("mid-line dashes", "A fix -- not a signature.\n\nbye", "A fix -- not a signature.\n\nbye"),
+    ]);
+}
+
+#[test]
+fn quotes_and_layout() {
+    check(&[
+        ("trailing quote", "Answer\n\n> question", "Answer"),
+        ("inline keeps context", "> question\n\nAnswer", "> question\n\nAnswer"),
+        ("quote only", "> only a quote", "> only a quote"),
+        ("quoted reply chain only", "> On Thu, Apr 30, 2020 at 10:07 AM, x <x@example.com> wrote:\n>> hi", ""),
+        ("nothing", "", ""),
+        ("blank", " \n\n \t\n", ""),
+        ("trims", "\n\n  Hello  \nworld   \n\n\n", "  Hello\nworld"),
+        (
+            "reply below history",
+            "On Mon, Feb 1, 2016 at 4:58 AM, A <a@example.org> wrote:\n\n> q\n\nMy answer.",
+            "My answer.",
+        ),
+        (
+            "not greedy on",
+            "On this day\n\nI wrote something.\n\nOn 28 Jan 2016, at 19:04, A wrote:\n\n> q",
+            "On this day\n\nI wrote something.",
+        ),
+        (
+            "prose wrote",
+            "He wrote:\n\n> a quote from a book\n\nWhat do you think?",
+            "He wrote:\n\n> a quote from a book\n\nWhat do you think?",
+        ),
+    ]);
+}
+
+#[test]
+fn hostile_inputs_are_fast_and_total() {
+    // Linear work: these take well under a second in release builds; the bound is generous for debug builds.
+    let long_quote = format!("Hi\n{}\nthere", ">".repeat(1_000_000));
+    let many_lines = "On\n".repeat(20_000) + &"x <a@b.c>\n".repeat(20_000);
+    let attributions = "On Mon, 1 Feb 2016, A <a@example.org>\n".repeat(20_000);
+    for input in [long_quote, many_lines, attributions, "\r\r\n\u{feff}>".repeat(10_000)] {
+        let started = std::time::Instant::now();
+        let _ = visible_text(&input);
+        assert!(started.elapsed() < std::time::Duration::from_secs(3), "took {:?}", started.elapsed());
+    }
+}
