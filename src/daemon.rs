@@ -414,7 +414,7 @@ mod tests {
     fn batches_respect_count_bytes_and_let_oversized_mail_through() {
         let listed = [(1, 10), (2, 10), (3, 1_000_000), (4, 10), (5, 10)];
         assert_eq!(plan_batch(&listed, 2, 100, 500).len(), 2);
-        assert_eq!(plan_batch(&listed, 10, 25, 500_000), vec![(1, 10), (2, 10)]);
+        assert_eq!(plan_batch(&listed, 10, 25, 2_000_000), vec![(1, 10), (2, 10)]);
         // The 1 MB mail is over the size limit: refused without download, so it costs no budget.
         assert_eq!(plan_batch(&listed, 10, 25, 500).len(), 3);
         assert_eq!(plan_batch(&[(9, 5000)], 10, 10, 10_000), vec![(9, 5000)]);
