@@ -8,4 +8,5 @@
 pub mod config;
 pub mod model;
 pub mod parse;
+pub mod rules;
 pub mod token;
