@@ -376,7 +376,10 @@ impl<'s, 'a> CondCompiler<'s, 'a> {
                 "starts_with" => Matcher::StartsWith(fold(s)),
                 "ends_with" => Matcher::EndsWith(fold(s)),
                 "regex" => Matcher::Regex(self.regex(s, cs, v, !negate)?),
-                _ => Matcher::Glob(self.regex(&glob_to_regex(s), cs, v, false)?),
+                _ => match simple_glob(s) {
+                    Some(m) => m(fold(s.trim_matches('*'))),
+                    None => Matcher::Glob(self.regex(&glob_to_regex(s), cs, v, false)?),
+                },
             }
         };
         let capture = base == "regex" && !negate && self.negated == 0;
@@ -471,6 +474,20 @@ fn regex_message(e: &regex::Error) -> String {
         }
         other => format!("invalid regex: {other}"),
     }
+}
+
+/// Globs of the shapes `x`, `x*`, `*x`, `*x*` need no regex: they are equals, starts_with, ends_with, contains.
+fn simple_glob(glob: &str) -> Option<fn(String) -> Matcher> {
+    let inner = glob.trim_matches('*');
+    if inner.is_empty() || inner.contains(['*', '?']) || glob.len() - inner.len() > 2 {
+        return None;
+    }
+    Some(match (glob.starts_with('*'), glob.ends_with('*')) {
+        (false, false) => Matcher::Equals,
+        (false, true) => Matcher::StartsWith,
+        (true, false) => Matcher::EndsWith,
+        (true, true) => Matcher::Contains,
+    })
 }
 
 /// `*` is any run of characters, `?` one character; the whole value must match.
