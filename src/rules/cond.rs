@@ -384,7 +384,7 @@ impl<'s, 'a> CondCompiler<'s, 'a> {
         };
         let capture = base == "regex" && !negate && self.negated == 0;
         let literal = match &v.kind {
-            Kind::Str(s) => format!("{s:?}"),
+            Kind::Str(s) => format!("\"{s}\""),
             _ => format!("[{}]", self.string_list_quiet(v).join(", ")),
         };
         Some(TextCond { field, matcher, negate, case_sensitive: cs, op, literal, capture })
@@ -428,7 +428,7 @@ impl<'s, 'a> CondCompiler<'s, 'a> {
 
     fn string_list_quiet(&self, v: &Node) -> Vec<String> {
         match &v.kind {
-            Kind::Array(items) => items.iter().filter_map(Node::as_str).map(|s| format!("{s:?}")).collect(),
+            Kind::Array(items) => items.iter().filter_map(Node::as_str).map(|s| format!("\"{s}\"")).collect(),
             _ => Vec::new(),
         }
     }
