@@ -17,4 +17,5 @@ pub mod report;
 pub mod store;
 pub mod thread;
 pub mod tls;
+pub mod rules;
 pub mod token;
