@@ -27,6 +27,7 @@ readonly PACKAGES=(dovecot-core dovecot-imapd dovecot-lmtpd postfix openssl)
 readonly WAIT_SECS=${PD_STACK_WAIT_SECS:-20}
 
 PROG=$(basename "$0")
+PORT_CLASH=0
 
 die() {
   echo "$PROG: error: $*" >&2
@@ -66,8 +67,9 @@ stop_system_daemons() {
       postfix stop 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
     fi
   fi
-  # Disable their init scripts' autostart where that is cheap and possible.
-  if command -v update-rc.d >/dev/null 2>&1; then
+  # Right after our own install, also disable their init scripts' autostart
+  # (a machine without systemd would otherwise start them at boot).
+  if [[ ${1:-} == just-installed ]] && command -v update-rc.d >/dev/null 2>&1; then
     local svc
     for svc in dovecot postfix; do
       if [[ -e /etc/init.d/$svc ]] && compgen -G "/etc/rc[2345].d/S*$svc" >/dev/null; then
@@ -75,14 +77,23 @@ stop_system_daemons() {
       fi
     done
   fi
+  local port
+  for port in 25 143 993 24; do
+    if port_in_use "$port"; then
+      note "warning: something still listens on 127.0.0.1:$port (not the test stack)"
+    fi
+  done
 }
 
 ensure_vmail_user() {
   if ! getent passwd "$VMAIL_USER" >/dev/null; then
+    # (a concurrent start may create it at the same moment: recheck)
     useradd --system --user-group --no-create-home --home-dir /nonexistent \
-      --shell /usr/sbin/nologin --comment "postdesk test mail" "$VMAIL_USER"
+      --shell /usr/sbin/nologin --comment "postdesk test mail" "$VMAIL_USER" 2>/dev/null ||
+      getent passwd "$VMAIL_USER" >/dev/null || die "cannot create user $VMAIL_USER"
   fi
 }
+
 
 cmd_install() {
   need_root
@@ -115,8 +126,11 @@ cmd_install() {
     fi
     if ((created_policy)); then rm -f /usr/sbin/policy-rc.d; fi
     trap - EXIT
+    stop_system_daemons just-installed
+  else
+    stop_system_daemons
   fi
-  stop_system_daemons
+
   ensure_vmail_user
   for p in dovecot doveadm postfix postconf openssl; do
     command -v "$p" >/dev/null 2>&1 || die "$p not found after install"
@@ -227,24 +241,26 @@ wait_pid_gone() {
   return 1
 }
 
-# All processes belonging to the stack in DIR: their cwd, root or command
-# line is inside DIR (Postfix daemons chdir to the queue, Dovecot's to its
-# base_dir or a user's home; login processes are chrooted into base_dir).
+# Server processes of the stack in DIR: Dovecot or Postfix binaries whose
+# cwd or root is inside DIR (Postfix daemons chdir to the queue, Dovecot's
+# to base_dir or a user's home; login processes are chrooted into base_dir).
+# stack_pids DIR [dovecot|postfix]
 stack_pids() {
-  local dir=$1 p pid link
-  for p in /proc/[0-9]*; do
-    pid=${p#/proc/}
-    [[ $pid == "$$" || $pid == "$BASHPID" ]] && continue
-    for link in cwd root; do
-      if [[ $(readlink "$p/$link" 2>/dev/null || true) == "$dir"/* ]]; then
-        echo "$pid"
-        continue 2
-      fi
-    done
-    if { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -qF -- " -c $dir/"; then
+  local dir=$1 which=${2:-all} f pid exe
+  # (find fails on processes that vanish meanwhile: ignore that)
+  { find /proc/[0-9]*/cwd /proc/[0-9]*/root -maxdepth 0 -lname "$dir/*" 2>/dev/null || true; } |
+
+    while read -r f; do
+      pid=${f#/proc/}
+      pid=${pid%%/*}
+      exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || continue
+      case $exe in
+      /usr/lib/dovecot/* | */sbin/dovecot | */bin/doveadm) [[ $which != postfix ]] || continue ;;
+      /usr/lib/postfix/*) [[ $which != dovecot ]] || continue ;;
+      *) continue ;;
+      esac
       echo "$pid"
-    fi
-  done
+    done | sort -un
 }
 
 # ---------------------------------------------------------------- TLS
@@ -400,8 +416,11 @@ local_transport = error:5.1.1 local delivery is disabled in the test stack
 virtual_mailbox_domains = $PD_DOMAIN
 virtual_mailbox_maps =
 virtual_transport = lmtp:inet:127.0.0.1:$PD_LMTP_PORT
-# Other domains: keep the mail queued (deferred), never look up DNS.
-default_transport = retry:4.4.1 test stack delivers only to $PD_DOMAIN
+# Other domains: accept, then keep the mail queued (deferred) without any
+# delivery attempt, DNS lookup or traffic ('postqueue -p' shows it).
+default_transport = smtp
+relay_transport = smtp
+defer_transports = smtp
 
 smtpd_banner = \$myhostname ESMTP postdesk test relay
 smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
@@ -525,6 +544,7 @@ do_start_dovecot() {
   for p in "$PD_IMAP_PORT" "$PD_IMAPS_PORT" "$PD_LMTP_PORT"; do
     if port_in_use "$p"; then
       note "port 127.0.0.1:$p is already taken by another process"
+      PORT_CLASH=1
       return 1
     fi
   done
@@ -569,6 +589,8 @@ do_start_postfix() {
   touch "$dir/postfix.log"
   if port_in_use "$PD_SMTP_PORT"; then
     note "port 127.0.0.1:$PD_SMTP_PORT is already taken by another process"
+    PORT_CLASH=1
+
     return 1
   fi
   # 'postfix start' runs post-install create-missing (queue directories) and
@@ -601,16 +623,12 @@ do_stop_postfix() {
 
 # kill_leftovers DIR dovecot|postfix: kill remaining processes of one server.
 kill_leftovers() {
-  local dir=$1 which=$2 pid pids=() exe
-  for pid in $(stack_pids "$dir"); do
-    exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
-    case $which in
-    dovecot) [[ $exe == */dovecot/* || $exe == */sbin/dovecot || $exe == */doveadm ]] || continue ;;
-    postfix) [[ $exe == */postfix/* ]] || continue ;;
-    esac
+  local dir=$1 which=$2 pid pids=()
+  for pid in $(stack_pids "$dir" "$which"); do
     pids+=("$pid")
   done
   ((${#pids[@]})) || return 0
+  note "killing leftover $which processes: ${pids[*]}"
   kill -TERM "${pids[@]}" 2>/dev/null || true
   for pid in "${pids[@]}"; do
     wait_pid_gone "$pid" 5 || kill -KILL "$pid" 2>/dev/null || true
@@ -656,26 +674,36 @@ cmd_start() {
   fi
   chmod 0644 "$dir/dovecot/users"
 
-  local attempt ports
+  local attempt started=0 f
+  local -A logsize
   for attempt in 1 2 3; do
     read -r PD_IMAP_PORT PD_IMAPS_PORT PD_LMTP_PORT PD_SMTP_PORT <<<"$(pick_ports 4)"
     write_dovecot_conf "$dir"
     write_postfix_conf "$dir"
     write_env "$dir"
+    for f in dovecot.log postfix.log; do
+      logsize[$f]=$(stat -c %s "$dir/$f" 2>/dev/null || echo 0)
+    done
+    PORT_CLASH=0
     if do_start_dovecot "$dir" && do_start_postfix "$dir"; then
-      ports=ok
+      started=1
       break
     fi
     do_stop_postfix "$dir" || true
     do_stop_dovecot "$dir" || true
-    if grep -qs "Address already in use" "$dir/dovecot.log" "$dir/postfix.log" && ((attempt < 3)); then
+    # Another process may have taken a port between probing and binding.
+    for f in dovecot.log postfix.log; do
+      if tail -c "+$((logsize[$f] + 1))" "$dir/$f" 2>/dev/null | grep -q "Address already in use"; then
+        PORT_CLASH=1
+      fi
+    done
+    if ((PORT_CLASH && attempt < 3)); then
       note "port clash, retrying with other ports"
-      : >"$dir/dovecot.log"
       continue
     fi
-    die "could not start the mail stack in $dir (see $dir/dovecot.log, $dir/postfix.log)"
+    break
   done
-  [[ ${ports:-} == ok ]] || die "could not start the mail stack in $dir"
+  ((started)) || die "could not start the mail stack in $dir (see $dir/dovecot.log, $dir/postfix.log)"
   note "started in $((SECONDS - t0))s"
   cat "$dir/env"
 }
@@ -685,16 +713,16 @@ cmd_stop() {
   local dir
   dir=$(abs_dir "${1:-}")
   [[ -d $dir ]] || return 0
-  do_stop_postfix "$dir"
+  # Both masters take 1-2 s to shut down: stop them in parallel.
+  do_stop_postfix "$dir" &
+  local bg=$!
   do_stop_dovecot "$dir"
+  wait "$bg" || true
   local left
   left=$(stack_pids "$dir" | tr '\n' ' ')
-  if [[ -n ${left// /} ]]; then
-    note "killing leftover processes: $left"
-    # shellcheck disable=SC2086
-    kill -KILL $left 2>/dev/null || true
-  fi
+  [[ -z ${left// /} ]] || die "processes still running after stop: $left"
 }
+
 
 cmd_status() {
   local dir pid rc=0

@@ -3,13 +3,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
 use crate::config::{self, Config};
 use crate::ingest::files::{Input, read_input};
 use crate::pipeline::{Incoming, Pipeline};
+use crate::setup::Setup;
 use crate::store::{Store, StoreError, TicketFilter};
 
 pub const EX_TEMPFAIL: u8 = 75;
@@ -49,6 +49,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Routing rules: validate them, or see how a mail would be routed.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
     /// Mail refused into quarantine.
     Quarantine {
         #[command(subcommand)]
@@ -72,6 +77,24 @@ pub enum TicketCommand {
     /// One ticket with all its articles.
     Show {
         number: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum RulesCommand {
+    /// Validate every rule file; exit 78 naming file, line and problem.
+    Check {
+        /// Rules directory (default: rules.dir from the config).
+        dir: Option<PathBuf>,
+    },
+    /// Route a mail without side effects and explain every rule's verdict.
+    Test {
+        mail: PathBuf,
+        /// Rules directory (default: rules.dir from the config).
+        #[arg(long)]
+        rules: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -142,6 +165,10 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Ingest { files } => ingest(&cli.config, &files),
         Command::Ticket { command } => ticket(&cli.config, command),
         Command::Check => check(&cli.config),
+        Command::Rules { command: RulesCommand::Check { dir } } => rules_check(&cli.config, dir.as_deref()),
+        Command::Rules { command: RulesCommand::Test { mail, rules, json } } => {
+            rules_test(&cli.config, &mail, rules.as_deref(), json)
+        }
         Command::Status { json } => status(&cli.config, json),
         Command::Quarantine { command: QuarantineCommand::List { limit, json } } => {
             quarantine_list(&cli.config, limit, json)
@@ -153,6 +180,11 @@ pub fn load_config(path: &Path) -> Result<Config, Failure> {
     Ok(Config::load(path)?)
 }
 
+/// Config, rules and templates together; every problem in one message, exit 78.
+pub fn load_setup(path: &Path) -> Result<Setup, Failure> {
+    Setup::load(path).map_err(|e| Failure::new(EX_CONFIG, e.to_string()))
+}
+
 fn open_store(config: &Config) -> Result<Store, Failure> {
     Ok(Store::open(&config.database_path())?)
 }
@@ -161,9 +193,9 @@ fn open_store(config: &Config) -> Result<Store, Failure> {
 const INGEST_BATCH: usize = 64;
 
 fn ingest(config_path: &Path, files: &[PathBuf]) -> Result<(), Failure> {
-    let config = Arc::new(load_config(config_path)?);
-    let mut store = open_store(&config)?;
-    let pipeline = Pipeline::new(config);
+    let setup = load_setup(config_path)?;
+    let mut store = open_store(&setup.config)?;
+    let pipeline = Pipeline::new(setup);
     let inputs: Vec<Input> =
         if files.is_empty() { vec![Input::Stdin] } else { files.iter().cloned().map(Input::Path).collect() };
     let mut batch: Vec<Incoming> = Vec::new();
@@ -229,10 +261,75 @@ fn ticket(config_path: &Path, command: TicketCommand) -> Result<(), Failure> {
 }
 
 fn check(config_path: &Path) -> Result<(), Failure> {
-    let config = load_config(config_path)?;
+    let setup = load_setup(config_path)?;
+    let c = &setup.config;
     println!("{}: ok", config_path.display());
-    let _ = config;
+    println!("  rules:     {} rules in {}", setup.rules.len(), c.rules.dir.display());
+    println!("  templates: sets {} in {}", setup.templates.sets().join(", "), c.templates.dir.display());
+    println!("  queues:    {}", c.queue_names().join(", "));
     Ok(())
+}
+
+fn rules_check(config_path: &Path, dir: Option<&Path>) -> Result<(), Failure> {
+    let config = load_config(config_path)?;
+    let templates = crate::outbound::Templates::load(&config.templates.dir).ok();
+    let dir = dir.map(Path::to_path_buf).unwrap_or_else(|| config.rules.dir.clone());
+    match Setup::load_rules(&config, templates.as_ref(), &dir) {
+        Ok(rules) => {
+            println!("{}: ok, {} rules", dir.display(), rules.len());
+            for (file, name) in rules.rule_names() {
+                println!("  {file}: {name}");
+            }
+            Ok(())
+        }
+        Err(e) => Err(Failure::new(EX_CONFIG, e.to_string())),
+    }
+}
+
+fn rules_test(config_path: &Path, mail_path: &Path, dir: Option<&Path>, json: bool) -> Result<(), Failure> {
+    let config = load_config(config_path)?;
+    let templates = crate::outbound::Templates::load(&config.templates.dir).ok();
+    let dir = dir.map(Path::to_path_buf).unwrap_or_else(|| config.rules.dir.clone());
+    let rules =
+        Setup::load_rules(&config, templates.as_ref(), &dir).map_err(|e| Failure::new(EX_CONFIG, e.to_string()))?;
+    let raw =
+        std::fs::read(mail_path).map_err(|e| Failure::new(EX_NOINPUT, format!("{}: {e}", mail_path.display())))?;
+    let mail = crate::parse::parse_mail(&raw, &config.limits)
+        .map_err(|e| Failure::new(EX_NOINPUT, format!("{}: would be quarantined: {e}", mail_path.display())))?;
+    // Read-only look at the database, when there is one, to know whether this mail would be a follow-up.
+    let current_queue = existing_ticket_queue(&config, &mail);
+    let ctx = crate::rules::RouteContext {
+        is_followup: current_queue.is_some(),
+        current_queue: current_queue.as_ref().map(|(_, q)| q.as_str()),
+        default_queue: &config.tickets.default_queue,
+    };
+    let explanation = rules.explain(&mail, &ctx);
+    if json {
+        print_json(&serde_json::json!({
+            "followup_of": current_queue.as_ref().map(|(n, _)| n),
+            "classification": mail.classification.as_str(),
+            "explanation": explanation,
+        }));
+    } else {
+        match &current_queue {
+            Some((number, queue)) => println!("follow-up on ticket {number} (queue {queue})"),
+            None => println!("new ticket"),
+        }
+        println!("classification: {}", mail.classification.as_str());
+        print!("{explanation}");
+    }
+    Ok(())
+}
+
+/// The ticket (number, queue) this mail would join, looked up without writing anything.
+fn existing_ticket_queue(config: &Config, mail: &crate::model::InboundMail) -> Option<(String, String)> {
+    let path = config.database_path();
+    if !path.exists() {
+        return None;
+    }
+    let store = Store::open_read_only(&path).ok()?;
+    let tokens = crate::token::TokenFormat::new(&config.tickets.token_format);
+    store.peek_thread(mail, &tokens).ok().flatten()
 }
 
 fn status(config_path: &Path, json: bool) -> Result<(), Failure> {

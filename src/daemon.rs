@@ -15,9 +15,10 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::cli::{EX_CONFIG, EX_SOFTWARE, EX_TEMPFAIL, Failure};
-use crate::config::{Config, ImapConfig, Secret, TlsMode, read_secret};
+use crate::config::{ImapConfig, Secret, TlsMode, read_secret};
 use crate::ingest::imap::{self, Connection, ImapError};
 use crate::pipeline::{Incoming, Outcome, Pipeline, Refusal};
+use crate::setup::Setup;
 use crate::store::Store;
 
 pub const LOCK_FILE: &str = "postdesk.lock";
@@ -75,10 +76,16 @@ impl Shared {
     fn pipeline(&self) -> Arc<Pipeline> {
         self.pipeline.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
+
+    /// Atomic swap: a batch in progress keeps the pipeline it started with.
+    fn swap(&self, pipeline: Pipeline) {
+        *self.pipeline.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(pipeline);
+    }
 }
 
 pub fn run(config_path: &Path) -> Result<(), Failure> {
-    let config = Config::load(config_path)?;
+    let setup = crate::cli::load_setup(config_path)?;
+    let config = setup.config.clone();
     let imap_cfg = config.imap.clone().ok_or_else(|| {
         Failure::new(
             EX_CONFIG,
@@ -95,10 +102,8 @@ pub fn run(config_path: &Path) -> Result<(), Failure> {
     };
     let _lock = InstanceLock::acquire(&config.storage.state_dir)?;
     let store = Store::open(&config.database_path())?;
-    let shared = Arc::new(Shared {
-        store: Arc::new(Mutex::new(store)),
-        pipeline: RwLock::new(Arc::new(Pipeline::new(Arc::new(config)))),
-    });
+    let shared =
+        Arc::new(Shared { store: Arc::new(Mutex::new(store)), pipeline: RwLock::new(Arc::new(Pipeline::new(setup))) });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -124,6 +129,7 @@ async fn serve(
 ) -> Result<(), Failure> {
     let (stop_tx, stop_rx) = watch::channel(false);
     spawn_signal_handlers(config_path, shared.clone(), stop_tx)?;
+    spawn_rules_watcher(shared.clone(), stop_rx.clone());
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     info!(host = %imap_cfg.host, mailbox = %imap_cfg.mailbox, "postdesk running");
     let result = imap_loop(&shared, &imap_cfg, &password, tls, stop_rx).await;
@@ -165,17 +171,74 @@ fn spawn_signal_handlers(
     Ok(())
 }
 
-/// SIGHUP: take a changed config for the next batch. A bad file is refused and the running config kept.
+/// SIGHUP: take changed config, rules and templates for the next batch. Anything bad refuses the whole reload and
+/// the running set stays: a message is always routed by one consistent setup.
 fn reload(config_path: &Path, shared: &Shared) {
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
-    match Config::load(config_path) {
-        Ok(config) => {
-            *shared.pipeline.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Pipeline::new(Arc::new(config)));
-            info!(config = %config_path.display(), "config reloaded (IMAP connection settings apply after a restart)");
+    match Setup::load(config_path) {
+        Ok(setup) => {
+            let rules = setup.rules.len();
+            shared.swap(Pipeline::new(setup));
+            info!(config = %config_path.display(), rules, "reloaded config, rules and templates (IMAP connection settings apply after a restart)");
         }
-        Err(e) => error!(error = %e, "config reload refused; keeping the running config"),
+        Err(e) => error!(error = %e, "reload refused; keeping the running config, rules and templates"),
     }
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+}
+
+/// How often the rules directory is checked for edits. Polling (not inotify) needs no extra dependency, works on
+/// every filesystem and inside any sandbox, and two seconds is quick enough for an admin saving a file.
+const RULES_POLL: Duration = Duration::from_secs(2);
+
+/// Reloads the rules when a file under the rules directory changes; a bad set is refused and logged, the rules in
+/// force stay.
+fn spawn_rules_watcher(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        let mut seen = rules_fingerprint(&shared.pipeline().config().rules.dir);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(RULES_POLL) => {}
+                _ = stop.changed() => return,
+            }
+            let current = shared.pipeline();
+            let dir = current.config().rules.dir.clone();
+            let now = rules_fingerprint(&dir);
+            if now == seen {
+                continue;
+            }
+            seen = now;
+            let setup = current.setup();
+            match Setup::load_rules(&setup.config, Some(&setup.templates), &dir) {
+                Ok(rules) => {
+                    let count = rules.len();
+                    shared.swap(Pipeline::new(setup.with_rules(rules)));
+                    info!(dir = %dir.display(), rules = count, "rules changed on disk; reloaded");
+                }
+                Err(e) => error!(
+                    dir = %dir.display(),
+                    in_force = setup.rules.len(),
+                    "rules changed on disk but were refused; keeping the rules in force:\n{e}"
+                ),
+            }
+        }
+    });
+}
+
+/// Names, sizes and modification times of the rule files: a change in any means "reload".
+fn rules_fingerprint(dir: &Path) -> Vec<(String, u64, Option<std::time::SystemTime>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let meta = e.metadata().ok()?;
+                    Some((e.file_name().to_string_lossy().into_owned(), meta.len(), meta.modified().ok()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
 }
 
 struct Backoff {

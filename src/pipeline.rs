@@ -10,8 +10,10 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::model::{InboundMail, Priority, TicketState};
 use crate::parse::{self, Rejection};
+use crate::rules::{Decision, RouteContext};
+use crate::setup::Setup;
 use crate::store::{NewArticle, NewTicket, Store, StoreError, Tx, sha256_hex};
-use crate::thread::{self, Resolution, ThreadLookup, Via};
+use crate::thread::{self, Resolution, ThreadLookup, TicketRef, Via};
 use crate::token::TokenFormat;
 
 /// A mail handed to the pipeline by a source.
@@ -93,44 +95,46 @@ impl fmt::Display for Outcome {
     }
 }
 
-/// What routing decided for a mail: the pipeline applies it in the same transaction.
-#[derive(Debug, Clone, Default)]
-pub struct Routing {
-    pub queue: String,
-    pub priority: Option<Priority>,
-    pub state: Option<TicketState>,
-    pub owner: Option<String>,
-    pub tags_add: Vec<String>,
-    pub tags_remove: Vec<String>,
-    pub fired: Vec<(String, String)>,
-}
-
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 pub struct Pipeline {
-    config: Arc<Config>,
+    setup: Setup,
     tokens: TokenFormat,
+    own_addresses: Vec<String>,
     clock: Clock,
 }
 
+/// Where a mail goes before routing: onto a known ticket, or a new one.
+enum Placement {
+    Existing { ticket: TicketRef, via: String, duplicate_of: Option<i64> },
+    New { claimed: Option<String>, note: Option<String> },
+}
+
 impl Pipeline {
-    pub fn new(config: Arc<Config>) -> Self {
-        Self::with_clock(config, Arc::new(|| chrono::Utc::now().timestamp()))
+    pub fn new(setup: Setup) -> Self {
+        Self::with_clock(setup, Arc::new(|| chrono::Utc::now().timestamp()))
     }
 
-    pub fn with_clock(config: Arc<Config>, clock: Clock) -> Self {
-        let tokens = TokenFormat::new(&config.tickets.token_format);
-        Pipeline { config, tokens, clock }
+    pub fn with_clock(setup: Setup, clock: Clock) -> Self {
+        let tokens = TokenFormat::new(&setup.config.tickets.token_format);
+        let own_addresses = setup.config.own_addresses();
+        Pipeline { setup, tokens, own_addresses, clock }
     }
 
     pub fn config(&self) -> &Config {
-        &self.config
+        &self.setup.config
+    }
+
+    pub fn setup(&self) -> &Setup {
+        &self.setup
     }
 
     /// Parses every mail first (pure CPU, no lock held), then stores the batch in one transaction.
     pub fn process_batch(&self, store: &mut Store, batch: &[Incoming]) -> Result<Vec<Outcome>, StoreError> {
-        let parsed: Vec<Option<Result<InboundMail, Rejection>>> =
-            batch.iter().map(|m| m.refused.is_none().then(|| parse::parse_mail(&m.raw, &self.config.limits))).collect();
+        let parsed: Vec<Option<Result<InboundMail, Rejection>>> = batch
+            .iter()
+            .map(|m| m.refused.is_none().then(|| parse::parse_mail(&m.raw, &self.setup.config.limits)))
+            .collect();
         let now = (self.clock)();
         let tx = store.begin()?;
         let mut outcomes = Vec::with_capacity(batch.len());
@@ -242,40 +246,38 @@ impl Pipeline {
         sha: &str,
         now: i64,
     ) -> Result<Outcome, StoreError> {
-        // The same Message-ID with different bytes: keep it, on the ticket of the first one, flagged.
-        let reused = match &mail.message_id {
-            Some(id) => tx.article_by_message_id(id)?,
-            None => None,
+        let placement = self.place(tx, mail)?;
+        let current_queue = match &placement {
+            Placement::Existing { ticket, .. } => Some(tx.ticket_state(ticket.id)?.1),
+            Placement::New { .. } => None,
         };
-        let (ticket_id, outcome, duplicate_of) = if let Some((first_article, ticket_id)) = reused {
-            let ticket = tx.ticket_by_message_id(mail.message_id.as_deref().unwrap_or_default())?;
-            let ticket = ticket
-                .ok_or_else(|| StoreError::Invalid(format!("article {first_article} has no ticket {ticket_id}")))?;
-            let outcome =
-                Outcome::FollowUp { number: ticket.number.clone(), via: "Message-ID".into(), flagged_duplicate: true };
-            self.follow_up(tx, ticket.id, mail, now)?;
-            (ticket.id, outcome, Some(first_article))
-        } else {
-            match thread::resolve(mail, &self.tokens, tx)? {
-                Resolution::Existing { ticket, via } => {
-                    let via = match via {
-                        Via::Token => "subject token".to_string(),
-                        Via::Reference(id) => format!("reference <{id}>"),
-                    };
-                    self.follow_up(tx, ticket.id, mail, now)?;
-                    let outcome = Outcome::FollowUp { number: ticket.number.clone(), via, flagged_duplicate: false };
-                    (ticket.id, outcome, None)
-                }
-                Resolution::New { claimed, note } => {
-                    let (id, number) = self.open_ticket(tx, mail, claimed.as_deref(), note.as_deref(), now)?;
-                    (id, Outcome::NewTicket { number, claimed }, None)
-                }
+        let ctx = RouteContext {
+            is_followup: current_queue.is_some(),
+            current_queue: current_queue.as_deref(),
+            default_queue: &self.setup.config.tickets.default_queue,
+        };
+        let decision = self.setup.rules.route(mail, &ctx);
+        // Refused by a rule: the bytes stay in quarantine (nothing is lost), no ticket is made.
+        if decision.spam || decision.reject.is_some() {
+            let rules: Vec<&str> = decision.fired.iter().map(|r| r.name.as_str()).collect();
+            let what = if decision.spam { "spam" } else { "rejected" };
+            return self.quarantine(tx, incoming, &format!("{what} by rule {}", rules.join(", ")), now);
+        }
+        let (ticket_id, outcome, duplicate_of) = match placement {
+            Placement::Existing { ticket, via, duplicate_of } => {
+                self.follow_up(tx, ticket.id, mail, now)?;
+                let outcome =
+                    Outcome::FollowUp { number: ticket.number, via, flagged_duplicate: duplicate_of.is_some() };
+                (ticket.id, outcome, duplicate_of)
+            }
+            Placement::New { claimed, note } => {
+                let (id, number) = self.open_ticket(tx, mail, &decision, claimed.as_deref(), note.as_deref(), now)?;
+                (id, Outcome::NewTicket { number, claimed }, None)
             }
         };
         let raw_id = tx.insert_raw(&incoming.raw, sha)?;
         let article_id = self.add_article(tx, ticket_id, mail, duplicate_of, raw_id, now)?;
-        let routing = self.route(mail, !matches!(outcome, Outcome::NewTicket { .. }), tx, ticket_id)?;
-        self.apply_routing(tx, ticket_id, article_id, &routing, now)?;
+        self.apply_decision(tx, ticket_id, article_id, &decision, current_queue.as_deref(), now)?;
         tx.record_ledger(
             &incoming.source,
             incoming.source_key.as_deref(),
@@ -290,27 +292,49 @@ impl Pipeline {
         Ok(outcome)
     }
 
+    /// The same Message-ID with different bytes is kept on the ticket of the first one, flagged; otherwise the
+    /// thread resolver decides.
+    fn place(&self, tx: &Tx<'_>, mail: &InboundMail) -> Result<Placement, StoreError> {
+        if let Some(id) = &mail.message_id
+            && let Some((first_article, _)) = tx.article_by_message_id(id)?
+            && let Some(ticket) = tx.ticket_by_message_id(id)?
+        {
+            return Ok(Placement::Existing { ticket, via: "Message-ID".into(), duplicate_of: Some(first_article) });
+        }
+        Ok(match thread::resolve(mail, &self.tokens, tx)? {
+            Resolution::Existing { ticket, via } => {
+                let via = match via {
+                    Via::Token => "subject token".to_string(),
+                    Via::Reference(id) => format!("reference <{id}>"),
+                };
+                Placement::Existing { ticket, via, duplicate_of: None }
+            }
+            Resolution::New { claimed, note } => Placement::New { claimed, note },
+        })
+    }
+
     fn open_ticket(
         &self,
         tx: &Tx<'_>,
         mail: &InboundMail,
+        decision: &Decision,
         claimed: Option<&str>,
         note: Option<&str>,
         now: i64,
     ) -> Result<(i64, String), StoreError> {
         let day = chrono::DateTime::from_timestamp(now, 0).unwrap_or_default().format("%Y%m%d").to_string();
-        let number = tx.next_ticket_number(&day, self.config.tickets.system_id)?;
+        let number = tx.next_ticket_number(&day, self.setup.config.tickets.system_id)?;
         let customer = customer_address(mail);
         let subject = crate::parse::subject::normalize_subject(&self.tokens.strip(&mail.subject));
         let id = tx.create_ticket(&NewTicket {
             number: &number,
             subject: &subject,
-            queue: &self.config.tickets.default_queue,
-            priority: Priority::Normal,
-            state: TicketState::New,
+            queue: &decision.queue,
+            priority: decision.priority.unwrap_or(Priority::Normal),
+            state: decision.state.unwrap_or(TicketState::New),
             customer: &customer,
             customer_name: mail.from.as_ref().and_then(|a| a.name.as_deref()),
-            owner: None,
+            owner: decision.owner.as_deref(),
             claimed_number: claimed,
             now,
         })?;
@@ -335,10 +359,9 @@ impl Pipeline {
     }
 
     fn add_cc_parties(&self, tx: &Tx<'_>, ticket_id: i64, mail: &InboundMail) -> Result<(), StoreError> {
-        let own = self.config.own_addresses();
         for addr in mail.cc.iter().chain(mail.to.iter()) {
             let key = addr.key();
-            if !key.is_empty() && !own.contains(&key) {
+            if !key.is_empty() && !self.is_own_address(&key) {
                 tx.add_party(ticket_id, &key, "cc")?;
             }
         }
@@ -383,47 +406,52 @@ impl Pipeline {
         Ok(article_id)
     }
 
-    fn route(
-        &self,
-        _mail: &InboundMail,
-        is_followup: bool,
-        tx: &Tx<'_>,
-        ticket_id: i64,
-    ) -> Result<Routing, StoreError> {
-        let (_, current_queue) = tx.ticket_state(ticket_id)?;
-        let queue = if is_followup { current_queue } else { self.config.tickets.default_queue.clone() };
-        Ok(Routing { queue, ..Routing::default() })
+    /// Ours: a configured address, or a plus-variant of one (`support+T123-sig@`).
+    fn is_own_address(&self, key: &str) -> bool {
+        let base = match key.split_once('@') {
+            Some((local, domain)) => format!("{}@{domain}", local.split('+').next().unwrap_or(local)),
+            None => key.to_string(),
+        };
+        self.own_addresses.iter().any(|own| *own == base)
     }
 
-    fn apply_routing(
+    /// Applies what the rules decided. A new ticket got queue, priority, state and owner at creation; a follow-up
+    /// changes them only when a rule said so.
+    fn apply_decision(
         &self,
         tx: &Tx<'_>,
         ticket_id: i64,
         article_id: i64,
-        r: &Routing,
+        d: &Decision,
+        current_queue: Option<&str>,
         now: i64,
     ) -> Result<(), StoreError> {
-        let (_, current_queue) = tx.ticket_state(ticket_id)?;
-        if r.queue != current_queue {
-            tx.set_queue(ticket_id, &r.queue)?;
-            tx.add_history(ticket_id, now, "rule", "queue", &r.queue)?;
+        if let Some(current) = current_queue {
+            if d.queue != current {
+                tx.set_queue(ticket_id, &d.queue)?;
+                tx.add_history(ticket_id, now, "rule", "queue", &d.queue)?;
+            }
+            if let Some(p) = d.priority {
+                tx.set_priority(ticket_id, p)?;
+            }
+            if let Some(s) = d.state {
+                tx.set_state(ticket_id, s)?;
+            }
+            if let Some(owner) = &d.owner {
+                tx.set_owner(ticket_id, Some(owner))?;
+            }
         }
-        if let Some(p) = r.priority {
-            tx.set_priority(ticket_id, p)?;
-        }
-        if let Some(s) = r.state {
-            tx.set_state(ticket_id, s)?;
-        }
-        if let Some(owner) = &r.owner {
-            tx.set_owner(ticket_id, Some(owner))?;
-        }
-        for tag in &r.tags_add {
+        for tag in &d.tags_add {
             tx.add_tag(ticket_id, tag)?;
         }
-        for tag in &r.tags_remove {
+        for tag in &d.tags_remove {
             tx.remove_tag(ticket_id, tag)?;
         }
-        tx.add_rule_hits(ticket_id, article_id, &r.fired)?;
+        let hits: Vec<(String, String)> = d.fired.iter().map(|r| (r.file.clone(), r.name.clone())).collect();
+        tx.add_rule_hits(ticket_id, article_id, &hits)?;
+        for r in &d.fired {
+            tx.add_history(ticket_id, now, "rule", "fired", &format!("{} ({})", r.name, r.file))?;
+        }
         Ok(())
     }
 }

@@ -161,11 +161,30 @@ fn bad_config_exits_78_naming_file_key_and_fix() {
     assert_eq!(out.status.code(), Some(78));
 }
 
+/// The shipped example config, with the shipped rules/ and templates/ in place of /etc/postdesk/…, passes
+/// `check` and `rules check`.
 #[test]
-fn shipped_example_config_passes_check() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_postdesk"))
-        .args(["--config", concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/postdesk.toml"), "check"])
-        .output()
-        .unwrap();
+fn shipped_example_config_rules_and_templates_pass_check() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(format!("{root}/packaging/postdesk.toml"))
+        .unwrap()
+        .replace("/etc/postdesk/rules", &format!("{root}/rules"))
+        .replace("/etc/postdesk/templates", &format!("{root}/templates"))
+        .replace("/var/lib/postdesk", dir.path().to_str().unwrap());
+    let config = dir.path().join("postdesk.toml");
+    std::fs::write(&config, text).unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_postdesk"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["check"]);
     assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(&["rules", "check", &format!("{root}/rules")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("billing by recipient"), "{}", stdout(&out));
 }

@@ -218,3 +218,56 @@ fn one_instance_per_state_directory_and_status_shows_the_connection() {
         .unwrap();
     assert!(String::from_utf8_lossy(&status.stdout).contains("NOT RUNNING"));
 }
+
+#[test]
+fn rules_hot_reload_takes_good_edits_and_refuses_bad_ones() {
+    let stack = Stack::start();
+    let state = stack.dir.path().join("pd");
+    let config =
+        stack.postdesk_config(&state, "##[[queues]]\nname = \"billing\"\n[[queues]]\nname = \"urgent\"\n", false);
+    let billing = "[[rule]]\nname = \"billing by recipient\"\n[rule.when]\nrecipient = \"billing@example.test\"\n[rule.then]\nqueue = \"billing\"\n";
+    std::fs::write(state.join("rules/50-billing.toml"), billing).unwrap();
+    let daemon = Daemon::start(&config);
+    assert!(
+        wait_until(Duration::from_secs(10), || daemon.log_text().contains("connected")).is_some(),
+        "{}",
+        daemon.log_text()
+    );
+
+    // A good new rule file is picked up without a restart.
+    let urgent = "[[rule]]\nname = \"urgent subject\"\n[rule.when]\nsubject = { contains = \"urgent\" }\n[rule.then]\nqueue = \"urgent\"\n";
+    std::fs::write(state.join("rules/40-urgent.toml"), urgent).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || daemon.log_text().contains("reloaded")).is_some(),
+        "{}",
+        daemon.log_text()
+    );
+    stack.deliver("support", &customer_mail(1, "URGENT: server down"));
+
+    // A broken file is refused; the rules in force keep routing.
+    std::fs::write(
+        state.join("rules/60-broken.toml"),
+        "[[rule]]\nname = \"broken\"\n[rule.when]\nsubject = { regex = \"(\" }\n[rule.then]\nqueue = \"nowhere\"\n",
+    )
+    .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || daemon.log_text().contains("refused")).is_some(),
+        "{}",
+        daemon.log_text()
+    );
+    let log = daemon.log_text();
+    assert!(log.contains("60-broken.toml:4:") && log.contains("keeping the rules in force"), "{log}");
+    let mut to_billing = customer_mail(2, "invoice question");
+    to_billing = String::from_utf8(to_billing)
+        .unwrap()
+        .replace("To: support@example.test", "To: billing@example.test")
+        .into_bytes();
+    stack.deliver("support", &to_billing);
+
+    assert!(wait_until(Duration::from_secs(10), || tickets(&state) == 2).is_some(), "{}", daemon.log_text());
+    let store = Store::open(&state.join("postdesk.db")).unwrap();
+    let mut queues: Vec<String> =
+        store.list_tickets(&TicketFilter::default()).unwrap().into_iter().map(|t| t.queue).collect();
+    queues.sort();
+    assert_eq!(queues, vec!["billing".to_string(), "urgent".to_string()]);
+}

@@ -65,6 +65,14 @@ impl Store {
         Self::setup(conn)
     }
 
+    /// Opens an existing database for reading only: nothing is created or migrated.
+    pub fn open_read_only(path: &Path) -> Result<Store> {
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        Ok(Store { conn })
+    }
+
     pub fn open_in_memory() -> Result<Store> {
         Self::setup(Connection::open_in_memory()?)
     }

@@ -235,6 +235,22 @@ impl Store {
         Ok(articles)
     }
 
+    /// Which existing ticket `mail` would join, as (number, queue), without writing: for `rules test`.
+    pub fn peek_thread(
+        &self,
+        mail: &crate::model::InboundMail,
+        tokens: &crate::token::TokenFormat,
+    ) -> Result<Option<(String, String)>> {
+        let reader = Reader { conn: &self.conn };
+        match crate::thread::resolve(mail, tokens, &reader)? {
+            crate::thread::Resolution::Existing { ticket, .. } => Ok(Some((
+                ticket.number,
+                self.conn.query_row("SELECT queue FROM tickets WHERE id = ?1", [ticket.id], |r| r.get(0))?,
+            ))),
+            crate::thread::Resolution::New { .. } => Ok(None),
+        }
+    }
+
     /// Which of these source keys the ledger already holds (mail handled before a crash or restart).
     pub fn known_source_keys(&self, keys: &[String]) -> Result<std::collections::HashSet<String>> {
         let mut stmt = self.conn.prepare_cached("SELECT 1 FROM ingest_ledger WHERE source_key = ?1")?;
@@ -288,5 +304,26 @@ impl Store {
             quarantined: count("SELECT count(*) FROM quarantine")?,
             daemon,
         })
+    }
+}
+
+/// The thread lookups over a plain (read) connection.
+struct Reader<'c> {
+    conn: &'c rusqlite::Connection,
+}
+
+impl crate::thread::ThreadLookup for Reader<'_> {
+    type Error = super::StoreError;
+
+    fn ticket_by_number(&self, number: &str) -> Result<Option<crate::thread::TicketRef>> {
+        super::write::lookup_ticket_by_number(self.conn, number)
+    }
+
+    fn ticket_by_message_id(&self, message_id: &str) -> Result<Option<crate::thread::TicketRef>> {
+        super::write::lookup_ticket_by_message_id(self.conn, message_id)
+    }
+
+    fn is_party(&self, ticket_id: i64, address: &str) -> Result<bool> {
+        super::write::lookup_is_party(self.conn, ticket_id, address)
     }
 }

@@ -365,44 +365,57 @@ impl ThreadLookup for Tx<'_> {
     type Error = super::StoreError;
 
     fn ticket_by_number(&self, number: &str) -> Result<Option<TicketRef>> {
-        let id: Option<i64> =
-            self.tx.query_row("SELECT id FROM tickets WHERE number = ?1", [number], |r| r.get(0)).optional()?;
-        id.map(|id| self.surviving_ticket(id)).transpose()
+        lookup_ticket_by_number(&self.tx, number)
     }
 
     fn ticket_by_message_id(&self, message_id: &str) -> Result<Option<TicketRef>> {
-        match self.article_by_message_id(message_id)? {
-            Some((_, ticket_id)) => Ok(Some(self.surviving_ticket(ticket_id)?)),
-            None => Ok(None),
-        }
+        lookup_ticket_by_message_id(&self.tx, message_id)
     }
 
     fn is_party(&self, ticket_id: i64, address: &str) -> Result<bool> {
-        Ok(self
-            .tx
-            .query_row(
-                "SELECT 1 FROM ticket_parties WHERE ticket_id = ?1 AND address = lower(?2)",
-                params![ticket_id, address],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some())
+        lookup_is_party(&self.tx, ticket_id, address)
     }
 }
 
-impl Tx<'_> {
-    /// Follows merges to the ticket that survives (bounded, so a corrupt cycle cannot loop).
-    fn surviving_ticket(&self, mut id: i64) -> Result<TicketRef> {
-        for _ in 0..32 {
-            let (number, merged_into): (String, Option<i64>) =
-                self.tx.query_row("SELECT number, merged_into FROM tickets WHERE id = ?1", [id], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?;
-            match merged_into {
-                Some(next) => id = next,
-                None => return Ok(TicketRef { id, number }),
-            }
+// The thread lookups, shared by the write transaction and the read-only `rules test` path.
+
+pub(super) fn lookup_ticket_by_number(conn: &rusqlite::Connection, number: &str) -> Result<Option<TicketRef>> {
+    let id: Option<i64> =
+        conn.query_row("SELECT id FROM tickets WHERE number = ?1", [number], |r| r.get(0)).optional()?;
+    id.map(|id| surviving_ticket(conn, id)).transpose()
+}
+
+pub(super) fn lookup_ticket_by_message_id(conn: &rusqlite::Connection, message_id: &str) -> Result<Option<TicketRef>> {
+    let ticket_id: Option<i64> = conn
+        .query_row("SELECT ticket_id FROM articles WHERE message_id = ?1 ORDER BY id LIMIT 1", [message_id], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    ticket_id.map(|id| surviving_ticket(conn, id)).transpose()
+}
+
+pub(super) fn lookup_is_party(conn: &rusqlite::Connection, ticket_id: i64, address: &str) -> Result<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM ticket_parties WHERE ticket_id = ?1 AND address = lower(?2)",
+            params![ticket_id, address],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+/// Follows merges to the ticket that survives (bounded, so a corrupt cycle cannot loop).
+fn surviving_ticket(conn: &rusqlite::Connection, mut id: i64) -> Result<TicketRef> {
+    for _ in 0..32 {
+        let (number, merged_into): (String, Option<i64>) =
+            conn.query_row("SELECT number, merged_into FROM tickets WHERE id = ?1", [id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        match merged_into {
+            Some(next) => id = next,
+            None => return Ok(TicketRef { id, number }),
         }
-        Err(super::StoreError::Invalid(format!("ticket {id}: merge chain too long")))
     }
+    Err(super::StoreError::Invalid(format!("ticket {id}: merge chain too long")))
 }

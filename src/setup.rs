@@ -1,0 +1,116 @@
+//! Everything an admin edits, loaded and validated as one unit: the config file, the rule files and the templates.
+//! `postdesk check` prints every problem at once; the daemon swaps a whole new [`Setup`] in on reload, or keeps
+//! the running one when anything is wrong.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::config::{Config, ConfigError};
+use crate::outbound::{TemplateErrors, Templates};
+use crate::rules::{RuleErrors, RuleSet, Vocabulary};
+
+#[derive(Clone)]
+pub struct Setup {
+    pub config: Arc<Config>,
+    pub rules: Arc<RuleSet>,
+    pub templates: Arc<Templates>,
+}
+
+#[derive(Debug)]
+pub enum SetupError {
+    Config(ConfigError),
+    /// Problems in rule files, templates or how the config refers to them; all of them, one per line.
+    Files(Vec<String>),
+}
+
+impl fmt::Display for SetupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SetupError::Config(e) => write!(f, "{e}"),
+            SetupError::Files(lines) => f.write_str(&lines.join("\n")),
+        }
+    }
+}
+
+impl From<ConfigError> for SetupError {
+    fn from(e: ConfigError) -> Self {
+        SetupError::Config(e)
+    }
+}
+
+impl Setup {
+    pub fn load(config_path: &Path) -> Result<Setup, SetupError> {
+        let config = Config::load(config_path)?;
+        Self::from_config(config)
+    }
+
+    pub fn from_config(config: Config) -> Result<Setup, SetupError> {
+        let mut problems = Vec::new();
+        let templates = match Templates::load(&config.templates.dir) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                problems.extend(template_lines(&e));
+                None
+            }
+        };
+        if let Some(t) = &templates {
+            let sets = t.sets();
+            for q in &config.queues {
+                if let Some(set) = &q.templates
+                    && !sets.contains(set)
+                {
+                    problems.push(format!(
+                        "{}: queues \"{}\": template set \"{set}\" does not exist under {}; known sets: {}",
+                        config.source.display(),
+                        q.name,
+                        config.templates.dir.display(),
+                        sets.join(", ")
+                    ));
+                }
+            }
+        }
+        let rules = match Self::load_rules(&config, templates.as_ref(), &config.rules.dir) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                problems.extend(e.0.iter().map(|r| r.to_string()));
+                None
+            }
+        };
+        match (rules, templates) {
+            (Some(rules), Some(templates)) if problems.is_empty() => {
+                Ok(Setup { config: Arc::new(config), rules: Arc::new(rules), templates: Arc::new(templates) })
+            }
+            _ => Err(SetupError::Files(problems)),
+        }
+    }
+
+    /// Rules from `dir`, validated against the config's queues and the templates' names. A missing directory is an
+    /// error: a typo in `rules.dir` must not silently route everything to the default queue.
+    pub fn load_rules(config: &Config, templates: Option<&Templates>, dir: &Path) -> Result<RuleSet, RuleErrors> {
+        let vocab = vocabulary(config, templates);
+        if !dir.is_dir() {
+            return Err(RuleErrors(vec![crate::rules::RuleError {
+                file: dir.to_path_buf(),
+                line: 0,
+                column: 0,
+                rule: None,
+                message: "rules directory does not exist; create it (it may be empty) or fix rules.dir".into(),
+            }]));
+        }
+        RuleSet::load_dir(dir, &vocab)
+    }
+
+    /// The same config and templates with another rule set (hot reload of rules).
+    pub fn with_rules(&self, rules: RuleSet) -> Setup {
+        Setup { config: self.config.clone(), rules: Arc::new(rules), templates: self.templates.clone() }
+    }
+}
+
+pub fn vocabulary(config: &Config, templates: Option<&Templates>) -> Vocabulary {
+    Vocabulary { queues: config.queue_names(), templates: templates.map(Templates::names).unwrap_or_default() }
+}
+
+fn template_lines(e: &TemplateErrors) -> Vec<String> {
+    e.0.iter().map(|t| t.to_string()).collect()
+}
