@@ -412,7 +412,7 @@ impl Pipeline {
             Some((local, domain)) => format!("{}@{domain}", local.split('+').next().unwrap_or(local)),
             None => key.to_string(),
         };
-        self.own_addresses.iter().any(|own| *own == base)
+        self.own_addresses.contains(&base)
     }
 
     /// Applies what the rules decided. A new ticket got queue, priority, state and owner at creation; a follow-up
