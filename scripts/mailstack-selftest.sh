@@ -178,9 +178,20 @@ ok "IMAPS verifies with PD_CA_FILE for localhost and 127.0.0.1"
 imap_check badca || fail "IMAPS with PD_BAD_CA_FILE did not fail verification"
 ok "IMAPS with PD_BAD_CA_FILE fails certificate verification"
 imap_check badpass customer@example.test wrong-password || fail "bad password check failed"
-ok "wrong password is rejected"
+imap_check badpass customer@example.test wrong-password || fail "bad password check failed"
+t0=$EPOCHREALTIME
+imap_check plain || fail "login after failed logins failed"
+ms=$(((${EPOCHREALTIME/./} - ${t0/./}) / 1000))
+((ms < 1500)) || fail "login after failed logins took ${ms} ms (auth penalty active?)"
+ok "wrong password is rejected; the next good login is not delayed (${ms} ms)"
+
+if "$MS" start "$DIR" >/dev/null 2>&1; then fail "start on a running stack should fail"; fi
+if "$MS" count "$DIR" nosuchuser >/dev/null 2>&1; then fail "count for an unknown user should fail"; fi
+"$MS" status "$DIR" >/dev/null || fail "status should succeed on a running stack"
+ok "start refuses a running DIR; count rejects unknown users; status ok"
 
 # --- adduser on the running stack
+
 [[ $("$MS" adduser "$DIR" newagent) == newagent@example.test ]] || fail "adduser output"
 imap_check plain newagent@example.test || fail "new user cannot log in without restart"
 smtp_send newagent@example.test "welcome" || fail "SMTP to the new user failed"

@@ -15,8 +15,28 @@
 #   mailstack.sh count DIR ADDRESS [MAILBOX]   number of messages (default INBOX)
 #   mailstack.sh fetch DIR ADDRESS [MAILBOX]   paths of the message files, one a line
 #
+# ADDRESS may be a bare local part (customer = customer@example.test).
 # Everything (config, TLS, logs, queue, maildirs) lives under DIR; nothing
 # listens anywhere but 127.0.0.1. Needs root. Debian 12: Dovecot 2.3, Postfix 3.7.
+#
+# DIR/env (sourceable; also printed by start):
+#   PD_STACK_DIR PD_DOMAIN=example.test PD_IMAP_HOST=127.0.0.1
+#   PD_IMAP_PORT (plain IMAP, STARTTLS offered)  PD_IMAPS_PORT (implicit TLS)
+#   PD_SMTP_HOST=127.0.0.1 PD_SMTP_PORT (Postfix smtpd, plain, no auth:
+#     127.0.0.0/8 may relay)  PD_LMTP_PORT (Dovecot LMTP)
+#   PD_CA_FILE (private CA that signed the server cert: DNS localhost,
+#     mail.example.test, IP 127.0.0.1)  PD_BAD_CA_FILE (another CA)
+#   PD_TLS_SERVER_NAME=localhost  PD_PASSWORD (all users)  PD_USERS
+#   PD_MAIL_ROOT (DIR/mail/example.test/<user>/ = Maildir++ INBOX,
+#     folder X in .X/)  PD_DOVECOT_CONF PD_DOVECOT_LOG PD_POSTFIX_CONFIG_DIR
+#   PD_POSTFIX_LOG
+# Users at start: support billing sales customer customer2 stranger agent1
+# agent2 agent3 bot1 bot2. Unknown recipients are rejected by LMTP (Postfix
+# bounces); mail for other domains is accepted and kept deferred in the queue
+# ('postqueue -c $PD_POSTFIX_CONFIG_DIR -p'). start on an existing DIR keeps
+# mail, users, password and certificates, and picks new ports.
+# PD_PASSWORD=... in the environment of the first start sets the password.
+
 set -euo pipefail
 
 PD_DOMAIN=example.test
@@ -93,7 +113,6 @@ ensure_vmail_user() {
       getent passwd "$VMAIL_USER" >/dev/null || die "cannot create user $VMAIL_USER"
   fi
 }
-
 
 cmd_install() {
   need_root
@@ -227,7 +246,6 @@ wait_port() {
   fi
   return 1
 }
-
 
 pid_alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
 
@@ -369,7 +387,16 @@ service imap-login {
     ssl = yes
   }
 }
+# No auth penalty (2..15 s delay on every login from an IP after a failed
+# one): tests do wrong-password logins on purpose. The auth process cannot
+# connect to this socket and so disables the penalty.
+service anvil {
+  unix_listener anvil-auth-penalty {
+    mode = 0
+  }
+}
 service lmtp {
+
   inet_listener lmtp {
     address = 127.0.0.1
     port = $PD_LMTP_PORT
@@ -723,7 +750,6 @@ cmd_stop() {
   [[ -z ${left// /} ]] || die "processes still running after stop: $left"
 }
 
-
 cmd_status() {
   local dir pid rc=0
   dir=$(stack_dir "${1:-}")
@@ -773,7 +799,12 @@ cmd_adduser() {
     note "$local_part@$PD_DOMAIN exists"
   else
     # passwd-file is re-read by Dovecot when it changes: no restart needed.
+    local s=$EPOCHSECONDS
     user_line "$local_part" >>"$dir/dovecot/users"
+    # But Dovecot checks the file at most once per second: a lookup earlier
+    # in this second would keep the old list until the next one.
+    while ((EPOCHSECONDS == s)); do sleep 0.05; done
+
   fi
   echo "$local_part@$PD_DOMAIN"
 }
@@ -879,9 +910,24 @@ cmd_fetch() {
   mbox=${3:-INBOX}
   md=$(maildir_of "$dir" "$a" "$mbox")
   [[ -d $md ]] || return 0
-  # Dovecot's file names start with the delivery time: sort oldest first.
-  find "$md/new" "$md/cur" -maxdepth 1 -type f 2>/dev/null |
-    awk -F/ '{ print $NF "\t" $0 }' | sort -t. -k1,1n -k2,2 | cut -f2-
+  # In UID order (from dovecot-uidlist), then files Dovecot has not indexed
+  # yet, oldest first (Dovecot's file names start with the delivery time).
+  # A file may move from new/ to cur/ (and its :2,flags suffix change) when
+  # an IMAP client opens the mailbox.
+  { find "$md/new" "$md/cur" -maxdepth 1 -type f 2>/dev/null || true; } |
+    awk -F/ '{ print $NF "\t" $0 }' | sort -t. -k1,1n -k2,2 | cut -f2- |
+    awk -v uidlist="$md/dovecot-uidlist" '
+      { base = $0; sub(/.*\//, "", base); sub(/:2,.*/, "", base)
+        path[base] = $0; order[++n] = base }
+      END {
+        while ((getline line < uidlist) > 0) {
+          if (++ln == 1) continue
+          i = index(line, ":"); if (i == 0) continue
+          b = substr(line, i + 1)
+          if ((b in path) && !(b in done)) { print path[b]; done[b] = 1 }
+        }
+        for (k = 1; k <= n; k++) if (!(order[k] in done)) print path[order[k]]
+      }'
 }
 
 main() {

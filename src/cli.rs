@@ -54,6 +54,16 @@ pub enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Outgoing mail waiting, sent or failed.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
+    /// The hard-bounce list: addresses we no longer mail.
+    Suppress {
+        #[command(subcommand)]
+        command: SuppressCommand,
+    },
     /// Mail refused into quarantine.
     Quarantine {
         #[command(subcommand)]
@@ -98,6 +108,32 @@ pub enum RulesCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+pub enum OutboxCommand {
+    /// Newest first.
+    List {
+        /// Only rows in this state: queued, sent or failed.
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a failed (or waiting) mail again now; the running daemon picks it up.
+    Retry { id: i64 },
+}
+
+#[derive(Subcommand)]
+pub enum SuppressCommand {
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mail this address again.
+    Remove { address: String },
 }
 
 #[derive(Subcommand)]
@@ -170,6 +206,8 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             rules_test(&cli.config, &mail, rules.as_deref(), json)
         }
         Command::Status { json } => status(&cli.config, json),
+        Command::Outbox { command } => outbox(&cli.config, command),
+        Command::Suppress { command } => suppress(&cli.config, command),
         Command::Quarantine { command: QuarantineCommand::List { limit, json } } => {
             quarantine_list(&cli.config, limit, json)
         }
@@ -185,6 +223,15 @@ pub fn load_setup(path: &Path) -> Result<Setup, Failure> {
     Setup::load(path).map_err(|e| Failure::new(EX_CONFIG, e.to_string()))
 }
 
+/// The HMAC key that signs our Message-IDs and reply addresses: made on first use, kept in the state directory.
+pub fn load_signer(config: &Config) -> Result<std::sync::Arc<crate::outbound::Signer>, Failure> {
+    std::fs::create_dir_all(&config.storage.state_dir)
+        .map_err(|e| Failure::new(EX_CONFIG, format!("{}: {e}", config.storage.state_dir.display())))?;
+    crate::outbound::Signer::load_or_create(&config.storage.state_dir)
+        .map(std::sync::Arc::new)
+        .map_err(|e| Failure::new(EX_CONFIG, format!("{}: signing key: {e}", config.storage.state_dir.display())))
+}
+
 fn open_store(config: &Config) -> Result<Store, Failure> {
     Ok(Store::open(&config.database_path())?)
 }
@@ -195,7 +242,8 @@ const INGEST_BATCH: usize = 64;
 fn ingest(config_path: &Path, files: &[PathBuf]) -> Result<(), Failure> {
     let setup = load_setup(config_path)?;
     let mut store = open_store(&setup.config)?;
-    let pipeline = Pipeline::new(setup);
+    let signer = load_signer(&setup.config)?;
+    let pipeline = Pipeline::new(setup, signer);
     let inputs: Vec<Input> =
         if files.is_empty() { vec![Input::Stdin] } else { files.iter().cloned().map(Input::Path).collect() };
     let mut batch: Vec<Incoming> = Vec::new();
@@ -336,11 +384,80 @@ fn status(config_path: &Path, json: bool) -> Result<(), Failure> {
     let config = load_config(config_path)?;
     let store = open_store(&config)?;
     let counts = store.status_counts()?;
+    let outbox = store.outbox_counts()?;
     let running = crate::daemon::InstanceLock::is_held(&config.storage.state_dir);
     if json {
-        print_json(&serde_json::json!({ "running": running, "counts": counts }));
+        print_json(&serde_json::json!({ "running": running, "counts": counts, "outbox": outbox }));
     } else {
-        print!("{}", crate::report::status_text(&counts, running, chrono::Utc::now().timestamp()));
+        print!("{}", crate::report::status_text(&counts, &outbox, running, chrono::Utc::now().timestamp()));
+    }
+    Ok(())
+}
+
+fn outbox(config_path: &Path, command: OutboxCommand) -> Result<(), Failure> {
+    let config = load_config(config_path)?;
+    let mut store = open_store(&config)?;
+    match command {
+        OutboxCommand::List { state, limit, json } => {
+            let rows = store.outbox_list(state.as_deref(), limit)?;
+            if json {
+                print_json(&rows);
+            } else if rows.is_empty() {
+                println!("outbox is empty");
+            } else {
+                for r in rows {
+                    let error = r.last_error.as_deref().map(|e| format!("  last error: {e}")).unwrap_or_default();
+                    let bounced = r.bounced.as_deref().map(|b| format!("  BOUNCED: {b}")).unwrap_or_default();
+                    println!(
+                        "#{:<5} {:<7} {:<16} ticket {:<18} to {}  attempts {}{error}{bounced}",
+                        r.id,
+                        r.state,
+                        r.kind,
+                        r.ticket.as_deref().unwrap_or("-"),
+                        r.recipients.join(", "),
+                        r.attempts
+                    );
+                }
+            }
+        }
+        OutboxCommand::Retry { id } => {
+            let tx = store.begin()?;
+            let found = tx.retry_outbox(id, chrono::Utc::now().timestamp())?;
+            tx.commit()?;
+            if !found {
+                return Err(Failure::new(EX_NOINPUT, format!("no unsent outbox row {id}")));
+            }
+            println!("outbox #{id} queued for sending now");
+        }
+    }
+    Ok(())
+}
+
+fn suppress(config_path: &Path, command: SuppressCommand) -> Result<(), Failure> {
+    let config = load_config(config_path)?;
+    let mut store = open_store(&config)?;
+    match command {
+        SuppressCommand::List { json } => {
+            let rows = store.suppression_list()?;
+            if json {
+                print_json(&rows);
+            } else if rows.is_empty() {
+                println!("no suppressed addresses");
+            } else {
+                for r in rows {
+                    println!("{:<40} {}  since {}", r.address, r.reason, crate::report::format_time(r.created_at));
+                }
+            }
+        }
+        SuppressCommand::Remove { address } => {
+            let tx = store.begin()?;
+            let found = tx.remove_suppression(&address)?;
+            tx.commit()?;
+            if !found {
+                return Err(Failure::new(EX_NOINPUT, format!("{address} is not suppressed")));
+            }
+            println!("{address} removed from the hard-bounce list");
+        }
     }
     Ok(())
 }

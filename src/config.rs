@@ -36,7 +36,10 @@ pub struct Config {
     pub rules: RulesConfig,
     #[serde(default)]
     pub templates: TemplatesConfig,
+    #[serde(default)]
+    pub replies: RepliesConfig,
     pub imap: Option<ImapConfig>,
+    /// The relay for everything we send. Without it nothing is queued or sent.
     pub smtp: Option<SmtpConfig>,
     #[serde(default)]
     pub queues: Vec<QueueConfig>,
@@ -162,6 +165,41 @@ impl Default for TemplatesConfig {
     }
 }
 
+/// Automatic replies to customers (RFC 3834 rules and the rate limit apply to all of them).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepliesConfig {
+    /// Acknowledge a new ticket (template `acknowledgement`, or the one a rule names).
+    #[serde(default = "default_true")]
+    pub acknowledge_new: bool,
+    /// Tell the customer their follow-up was received (template `followup`).
+    #[serde(default = "default_true")]
+    pub acknowledge_followups: bool,
+    /// At most this many automatic replies to one address per window, across tickets.
+    #[serde(default = "default_max_auto_replies")]
+    pub max_auto_replies: u32,
+    #[serde(default = "default_window_hours")]
+    pub window_hours: u32,
+}
+
+fn default_max_auto_replies() -> u32 {
+    5
+}
+fn default_window_hours() -> u32 {
+    24
+}
+
+impl Default for RepliesConfig {
+    fn default() -> Self {
+        RepliesConfig {
+            acknowledge_new: true,
+            acknowledge_followups: true,
+            max_auto_replies: default_max_auto_replies(),
+            window_hours: default_window_hours(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum TlsMode {
@@ -245,6 +283,19 @@ pub struct SmtpConfig {
     pub ca_file: Option<PathBuf>,
     pub username: Option<String>,
     pub password_file: Option<PathBuf>,
+    /// First wait after a temporary failure (4xx, relay down); doubles per attempt, with jitter.
+    #[serde(default = "default_retry_base_seconds")]
+    pub retry_base_seconds: u64,
+    /// Longest wait between attempts.
+    #[serde(default = "default_retry_max_seconds")]
+    pub retry_max_seconds: u64,
+}
+
+fn default_retry_base_seconds() -> u64 {
+    30
+}
+fn default_retry_max_seconds() -> u64 {
+    3600
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -11,12 +11,14 @@ use std::time::Duration;
 
 use fs2::FileExt;
 use rand::Rng;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tracing::{error, info, warn};
 
 use crate::cli::{EX_CONFIG, EX_SOFTWARE, EX_TEMPFAIL, Failure};
 use crate::config::{ImapConfig, Secret, TlsMode, read_secret};
 use crate::ingest::imap::{self, Connection, ImapError};
+use crate::outbound::Relay;
+use crate::outbound::sender::Sender;
 use crate::pipeline::{Incoming, Outcome, Pipeline, Refusal};
 use crate::setup::Setup;
 use crate::store::Store;
@@ -70,6 +72,8 @@ impl InstanceLock {
 struct Shared {
     store: Arc<Mutex<Store>>,
     pipeline: RwLock<Arc<Pipeline>>,
+    /// Poked after a commit that may have queued mail, so the sender need not poll.
+    outbox_wake: Arc<Notify>,
 }
 
 impl Shared {
@@ -86,33 +90,58 @@ impl Shared {
 pub fn run(config_path: &Path) -> Result<(), Failure> {
     let setup = crate::cli::load_setup(config_path)?;
     let config = setup.config.clone();
-    let imap_cfg = config.imap.clone().ok_or_else(|| {
-        Failure::new(
+    if config.imap.is_none() && config.smtp.is_none() {
+        return Err(Failure::new(
             EX_CONFIG,
-            format!("{}: `postdesk run` needs an [imap] section (host, username, …)", config_path.display()),
-        )
-    })?;
-    let password = imap_password(&imap_cfg)?;
-    let tls = match imap_cfg.tls {
-        TlsMode::Plain => None,
-        _ => Some(
-            crate::tls::client_config(imap_cfg.ca_file.as_deref())
-                .map_err(|e| Failure::new(EX_CONFIG, e.to_string()))?,
-        ),
+            format!(
+                "{}: `postdesk run` needs an [imap] section to watch and/or an [smtp] relay to send through",
+                config_path.display()
+            ),
+        ));
+    }
+    let imap = match &config.imap {
+        Some(cfg) => Some(ImapEdge {
+            cfg: cfg.clone(),
+            password: imap_password(cfg)?,
+            tls: tls_for(cfg.tls, cfg.ca_file.as_deref())?,
+        }),
+        None => None,
+    };
+    let relay = match &config.smtp {
+        Some(cfg) => Some(relay_for(cfg, &config.address)?),
+        None => None,
     };
     let _lock = InstanceLock::acquire(&config.storage.state_dir)?;
+    let signer = crate::cli::load_signer(&config)?;
     let store = Store::open(&config.database_path())?;
-    let shared =
-        Arc::new(Shared { store: Arc::new(Mutex::new(store)), pipeline: RwLock::new(Arc::new(Pipeline::new(setup))) });
+    let shared = Arc::new(Shared {
+        store: Arc::new(Mutex::new(store)),
+        pipeline: RwLock::new(Arc::new(Pipeline::new(setup, signer))),
+        outbox_wake: Arc::new(Notify::new()),
+    });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| Failure::new(EX_SOFTWARE, format!("cannot start the async runtime: {e}")))?;
-    let result = runtime.block_on(serve(config_path.to_path_buf(), shared, imap_cfg, password, tls));
+    let result = runtime.block_on(serve(config_path.to_path_buf(), shared, imap, relay));
     // A commit still running on the blocking pool finishes before we exit.
     runtime.shutdown_timeout(Duration::from_secs(10));
     result
+}
+
+/// What the IMAP side needs, built and checked before anything starts.
+struct ImapEdge {
+    cfg: ImapConfig,
+    password: Secret,
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+fn tls_for(mode: TlsMode, ca_file: Option<&Path>) -> Result<Option<Arc<rustls::ClientConfig>>, Failure> {
+    match mode {
+        TlsMode::Plain => Ok(None),
+        _ => crate::tls::client_config(ca_file).map(Some).map_err(|e| Failure::new(EX_CONFIG, e.to_string())),
+    }
 }
 
 fn imap_password(cfg: &ImapConfig) -> Result<Secret, Failure> {
@@ -120,21 +149,58 @@ fn imap_password(cfg: &ImapConfig) -> Result<Secret, Failure> {
         .map_err(|e| Failure::new(EX_CONFIG, e.to_string()))
 }
 
+fn relay_for(cfg: &crate::config::SmtpConfig, site_address: &str) -> Result<Relay, Failure> {
+    let password = match &cfg.username {
+        Some(_) => Some(
+            read_secret(cfg.password_file.as_deref(), "smtp", "smtp-password")
+                .map_err(|e| Failure::new(EX_CONFIG, e.to_string()))?,
+        ),
+        None => None,
+    };
+    let hello = site_address.rsplit_once('@').map_or("localhost", |(_, d)| d);
+    Relay::new(cfg, password, hello).map_err(|e| Failure::new(EX_CONFIG, format!("smtp: {e}")))
+}
+
 async fn serve(
     config_path: PathBuf,
     shared: Arc<Shared>,
-    imap_cfg: ImapConfig,
-    password: Secret,
-    tls: Option<Arc<rustls::ClientConfig>>,
+    imap: Option<ImapEdge>,
+    relay: Option<Relay>,
 ) -> Result<(), Failure> {
     let (stop_tx, stop_rx) = watch::channel(false);
     spawn_signal_handlers(config_path, shared.clone(), stop_tx)?;
     spawn_rules_watcher(shared.clone(), stop_rx.clone());
+    let config = shared.pipeline().config().clone();
+    let sender = relay.map(|relay| {
+        let smtp = config.smtp.as_ref().expect("relay built from [smtp]");
+        let sender = Sender::new(shared.store.clone(), relay, smtp, shared.outbox_wake.clone());
+        info!(relay = %smtp.host, "outbox sender running");
+        tokio::spawn(sender.run(stop_rx.clone()))
+    });
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
-    info!(host = %imap_cfg.host, mailbox = %imap_cfg.mailbox, "postdesk running");
-    let result = imap_loop(&shared, &imap_cfg, &password, tls, stop_rx).await;
+    let result = match imap {
+        Some(edge) => {
+            info!(host = %edge.cfg.host, mailbox = %edge.cfg.mailbox, "postdesk running");
+            let r = imap_loop(&shared, &edge.cfg, &edge.password, edge.tls, stop_rx).await;
+            let _ = write_status(&shared, vec![("connected", "no".into()), ("last_error", "stopped".into())]).await;
+            r
+        }
+        None => {
+            info!("postdesk running without [imap]: sending only (mail arrives through `postdesk ingest`)");
+            let mut stop = stop_rx;
+            while !*stop.borrow() {
+                if stop.changed().await.is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        }
+    };
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
-    let _ = write_status(&shared, vec![("connected", "no".into()), ("last_error", "stopped".into())]).await;
+    if let Some(task) = sender {
+        // The sender stops at its next await; a send in flight finishes or is retried after restart.
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
     match result {
         Ok(()) => {
             info!("stopped");
@@ -178,7 +244,8 @@ fn reload(config_path: &Path, shared: &Shared) {
     match Setup::load(config_path) {
         Ok(setup) => {
             let rules = setup.rules.len();
-            shared.swap(Pipeline::new(setup));
+            let signer = shared.pipeline().signer().clone();
+            shared.swap(Pipeline::new(setup, signer));
             info!(config = %config_path.display(), rules, "reloaded config, rules and templates (IMAP connection settings apply after a restart)");
         }
         Err(e) => error!(error = %e, "reload refused; keeping the running config, rules and templates"),
@@ -211,7 +278,7 @@ fn spawn_rules_watcher(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             match Setup::load_rules(&setup.config, Some(&setup.templates), &dir) {
                 Ok(rules) => {
                     let count = rules.len();
-                    shared.swap(Pipeline::new(setup.with_rules(rules)));
+                    shared.swap(Pipeline::new(setup.with_rules(rules), current.signer().clone()));
                     info!(dir = %dir.display(), rules = count, "rules changed on disk; reloaded");
                 }
                 Err(e) => error!(
@@ -413,6 +480,7 @@ async fn drain(
             Ok(outcomes)
         })
         .await?;
+        shared.outbox_wake.notify_one();
         // Committed: only now may the mail leave the inbox.
         let mut processed = already;
         let mut quarantined = Vec::new();

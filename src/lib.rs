@@ -14,6 +14,7 @@ pub mod outbound;
 pub mod parse;
 pub mod pipeline;
 pub mod report;
+pub mod respond;
 pub mod rules;
 pub mod setup;
 pub mod store;

@@ -9,8 +9,10 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::model::{InboundMail, Priority, TicketState};
+use crate::outbound::{Signer, is_our_own_mail};
 use crate::parse::{self, Rejection};
-use crate::rules::{Decision, RouteContext};
+use crate::respond::{ReplyOutcome, Responder};
+use crate::rules::{AutoReply, Decision, RouteContext};
 use crate::setup::Setup;
 use crate::store::{NewArticle, NewTicket, Store, StoreError, Tx, sha256_hex};
 use crate::thread::{self, Resolution, ThreadLookup, TicketRef, Via};
@@ -99,6 +101,7 @@ pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 pub struct Pipeline {
     setup: Setup,
+    signer: Arc<Signer>,
     tokens: TokenFormat,
     own_addresses: Vec<String>,
     clock: Clock,
@@ -111,14 +114,22 @@ enum Placement {
 }
 
 impl Pipeline {
-    pub fn new(setup: Setup) -> Self {
-        Self::with_clock(setup, Arc::new(|| chrono::Utc::now().timestamp()))
+    pub fn new(setup: Setup, signer: Arc<Signer>) -> Self {
+        Self::with_clock(setup, signer, Arc::new(|| chrono::Utc::now().timestamp()))
     }
 
-    pub fn with_clock(setup: Setup, clock: Clock) -> Self {
+    pub fn with_clock(setup: Setup, signer: Arc<Signer>, clock: Clock) -> Self {
         let tokens = TokenFormat::new(&setup.config.tickets.token_format);
         let own_addresses = setup.config.own_addresses();
-        Pipeline { setup, tokens, own_addresses, clock }
+        Pipeline { setup, signer, tokens, own_addresses, clock }
+    }
+
+    pub fn signer(&self) -> &Arc<Signer> {
+        &self.signer
+    }
+
+    fn responder(&self) -> Responder<'_> {
+        Responder { setup: &self.setup, signer: &self.signer, tokens: &self.tokens }
     }
 
     pub fn config(&self) -> &Config {
@@ -246,7 +257,11 @@ impl Pipeline {
         sha: &str,
         now: i64,
     ) -> Result<Outcome, StoreError> {
-        let placement = self.place(tx, mail)?;
+        // Our own mail coming back (a forwarding loop, a relay returning it) never becomes a ticket.
+        if is_our_own_mail(mail, &self.signer, &self.own_addresses) {
+            return self.quarantine(tx, incoming, "our own outgoing mail came back; not a ticket (loop guard)", now);
+        }
+        let placement = self.place(tx, mail, now)?;
         let current_queue = match &placement {
             Placement::Existing { ticket, .. } => Some(tx.ticket_state(ticket.id)?.1),
             Placement::New { .. } => None,
@@ -261,7 +276,12 @@ impl Pipeline {
         if decision.spam || decision.reject.is_some() {
             let rules: Vec<&str> = decision.fired.iter().map(|r| r.name.as_str()).collect();
             let what = if decision.spam { "spam" } else { "rejected" };
-            return self.quarantine(tx, incoming, &format!("{what} by rule {}", rules.join(", ")), now);
+            let outcome = self.quarantine(tx, incoming, &format!("{what} by rule {}", rules.join(", ")), now)?;
+            if let Some(template) = &decision.reject {
+                let reply = self.responder().auto_reply(tx, mail, None, template, now)?;
+                info!(?reply, "rejection");
+            }
+            return Ok(outcome);
         }
         let (ticket_id, outcome, duplicate_of) = match placement {
             Placement::Existing { ticket, via, duplicate_of } => {
@@ -278,6 +298,7 @@ impl Pipeline {
         let raw_id = tx.insert_raw(&incoming.raw, sha)?;
         let article_id = self.add_article(tx, ticket_id, mail, duplicate_of, raw_id, now)?;
         self.apply_decision(tx, ticket_id, article_id, &decision, current_queue.as_deref(), now)?;
+        self.acknowledge(tx, ticket_id, mail, &decision, matches!(outcome, Outcome::NewTicket { .. }), now)?;
         tx.record_ledger(
             &incoming.source,
             incoming.source_key.as_deref(),
@@ -294,7 +315,10 @@ impl Pipeline {
 
     /// The same Message-ID with different bytes is kept on the ticket of the first one, flagged; otherwise the
     /// thread resolver decides.
-    fn place(&self, tx: &Tx<'_>, mail: &InboundMail) -> Result<Placement, StoreError> {
+    fn place(&self, tx: &Tx<'_>, mail: &InboundMail, now: i64) -> Result<Placement, StoreError> {
+        if let Some(placement) = self.place_bounce(tx, mail, now)? {
+            return Ok(placement);
+        }
         if let Some(id) = &mail.message_id
             && let Some((first_article, _)) = tx.article_by_message_id(id)?
             && let Some(ticket) = tx.ticket_by_message_id(id)?
@@ -404,6 +428,59 @@ impl Pipeline {
             tx.add_attachment(article_id, attachment)?;
         }
         Ok(article_id)
+    }
+
+    /// A bounce of a mail we sent goes onto that mail's ticket (found by the original Message-ID in the DSN), and a
+    /// permanent failure puts the address on the hard-bounce list so we stop mailing it.
+    fn place_bounce(&self, tx: &Tx<'_>, mail: &InboundMail, now: i64) -> Result<Option<Placement>, StoreError> {
+        let Some(bounce) = &mail.bounce else { return Ok(None) };
+        let Some(original) = &bounce.original_message_id else { return Ok(None) };
+        let Some((outbox_id, ticket_id, sent_to)) = tx.outbox_by_message_id(original)? else { return Ok(None) };
+        let statuses: Vec<String> = bounce
+            .recipients
+            .iter()
+            .map(|r| format!("{} {}", r.address, r.status.as_deref().or(r.action.as_deref()).unwrap_or("failed")))
+            .collect();
+        tx.mark_bounced(outbox_id, &statuses.join(", "))?;
+        for r in bounce.recipients.iter().filter(|r| r.is_permanent()) {
+            // Only addresses we actually mailed: a forged DSN cannot suppress arbitrary customers.
+            if sent_to.iter().any(|s| s.eq_ignore_ascii_case(&r.address)) {
+                let reason = format!("bounced {} (mail <{original}>)", r.status.as_deref().unwrap_or("5.0.0"));
+                tx.suppress(&r.address, &reason, now)?;
+            }
+        }
+        let Some(ticket_id) = ticket_id else { return Ok(None) };
+        let ticket = tx
+            .ticket_by_id(ticket_id)?
+            .ok_or_else(|| StoreError::Invalid(format!("outbox row {outbox_id} names missing ticket {ticket_id}")))?;
+        tx.add_history(ticket.id, now, "system", "bounce", &format!("<{original}>: {}", statuses.join(", ")))?;
+        Ok(Some(Placement::Existing { ticket, via: format!("bounce of <{original}>"), duplicate_of: None }))
+    }
+
+    /// The automatic acknowledgement of a new ticket or a follow-up, unless a rule or the config says no.
+    fn acknowledge(
+        &self,
+        tx: &Tx<'_>,
+        ticket_id: i64,
+        mail: &InboundMail,
+        decision: &Decision,
+        new_ticket: bool,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let replies = &self.setup.config.replies;
+        let template = match &decision.auto_reply {
+            AutoReply::Off => return Ok(()),
+            AutoReply::Template(t) => t.as_str(),
+            AutoReply::On | AutoReply::Default if new_ticket && replies.acknowledge_new => "acknowledgement",
+            AutoReply::On | AutoReply::Default if !new_ticket && replies.acknowledge_followups => "followup",
+            AutoReply::On | AutoReply::Default => return Ok(()),
+        };
+        let facts = tx.ticket_facts(ticket_id)?;
+        match self.responder().auto_reply(tx, mail, Some(&facts), template, now)? {
+            ReplyOutcome::Queued { .. } => {}
+            ReplyOutcome::Skipped(reason) => info!(template, reason = %reason, "no automatic reply"),
+        }
+        Ok(())
     }
 
     /// Ours: a configured address, or a plus-variant of one (`support+T123-sig@`).

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::store::{StatusCounts, TicketDetail};
+use crate::store::{OutboxCounts, StatusCounts, TicketDetail};
 
 pub fn ticket_text(d: &TicketDetail) -> String {
     let t = &d.ticket;
@@ -72,7 +72,7 @@ pub fn ticket_text(d: &TicketDetail) -> String {
     out
 }
 
-pub fn status_text(s: &StatusCounts, running: bool, now: i64) -> String {
+pub fn status_text(s: &StatusCounts, outbox: &OutboxCounts, running: bool, now: i64) -> String {
     let mut out = String::new();
     if !running {
         let _ = writeln!(out, "daemon:      NOT RUNNING (no `postdesk run` holds the state directory)");
@@ -100,11 +100,12 @@ pub fn status_text(s: &StatusCounts, running: bool, now: i64) -> String {
     let _ = writeln!(out, "ingested:    {} mails ({} duplicates)", s.ingested, s.duplicates);
     let _ = writeln!(out, "quarantined: {}", s.quarantined);
     let _ = writeln!(out, "tickets:     {} ({} open)", s.tickets, s.open_tickets);
-    for (k, v, _) in &s.daemon {
-        if k.starts_with("outbox_") {
-            let _ = writeln!(out, "{:<12} {v}", format!("{}:", k.trim_start_matches("outbox_").replace('_', " ")));
-        }
-    }
+    let waiting = match outbox.oldest_queued_at {
+        Some(at) => format!(", oldest waiting {}", ago(now - at)),
+        None => String::new(),
+    };
+    let _ =
+        writeln!(out, "outbox:      {} queued{waiting}, {} failed, {} sent", outbox.queued, outbox.failed, outbox.sent);
     out
 }
 

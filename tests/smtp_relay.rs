@@ -18,6 +18,8 @@ fn smtp(stack: &Stack, tls: TlsMode) -> SmtpConfig {
         ca_file: Some(stack.var("PD_CA_FILE").into()),
         username: None,
         password_file: None,
+        retry_base_seconds: 1,
+        retry_max_seconds: 2,
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod message;
 pub mod policy;
+pub mod sender;
 pub mod signing;
 pub mod smtp;
 pub mod templates;

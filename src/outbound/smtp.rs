@@ -162,7 +162,16 @@ mod tests {
     use super::*;
 
     fn cfg(host: &str, tls: TlsMode) -> SmtpConfig {
-        SmtpConfig { host: host.into(), port: None, tls, ca_file: None, username: None, password_file: None }
+        SmtpConfig {
+            host: host.into(),
+            port: None,
+            tls,
+            ca_file: None,
+            username: None,
+            password_file: None,
+            retry_base_seconds: 30,
+            retry_max_seconds: 3600,
+        }
     }
 
     #[test]

@@ -5,8 +5,11 @@ use rusqlite::Connection;
 use super::{Result, StoreError};
 
 /// Each entry moves the schema from version `index` to `index + 1`. Never edit a shipped entry; append.
-pub(super) const MIGRATIONS: &[&str] =
-    &[include_str!("migrations/0001_foundation.sql"), include_str!("migrations/0002_daemon.sql")];
+pub(super) const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_foundation.sql"),
+    include_str!("migrations/0002_daemon.sql"),
+    include_str!("migrations/0003_outbox.sql"),
+];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
     let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;

@@ -2,6 +2,7 @@
 //! reach it through `spawn_blocking`, never across an `.await`.
 
 mod migrate;
+mod outbox;
 mod read;
 mod write;
 
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode};
 
+pub use outbox::{Due, NewOutgoing, OutboxCounts, OutboxView, SuppressionView};
 pub use read::{
     ArticleView, AttachmentView, QuarantineView, RuleHitView, StatusCounts, TicketDetail, TicketFilter, TicketSummary,
 };

@@ -58,6 +58,10 @@ impl<'c> Tx<'c> {
         Tx { tx }
     }
 
+    pub(super) fn conn(&self) -> &rusqlite::Connection {
+        &self.tx
+    }
+
     pub fn commit(self) -> Result<()> {
         Ok(self.tx.commit()?)
     }
@@ -214,6 +218,30 @@ impl<'c> Tx<'c> {
             params![ticket_id, now, reopen],
         )?;
         Ok(())
+    }
+
+    pub fn ticket_by_id(&self, ticket_id: i64) -> Result<Option<TicketRef>> {
+        let exists = self.tx.query_row("SELECT 1 FROM tickets WHERE id = ?1", [ticket_id], |_| Ok(())).optional()?;
+        exists.map(|_| surviving_ticket(&self.tx, ticket_id)).transpose()
+    }
+
+    /// What templates show about a ticket.
+    pub fn ticket_facts(&self, ticket_id: i64) -> Result<crate::respond::TicketFacts> {
+        Ok(self.tx.query_row(
+            "SELECT id, number, subject, queue, state, priority FROM tickets WHERE id = ?1",
+            [ticket_id],
+            |r| {
+                let priority: i64 = r.get(5)?;
+                Ok(crate::respond::TicketFacts {
+                    id: r.get(0)?,
+                    number: r.get(1)?,
+                    subject: r.get(2)?,
+                    queue: r.get(3)?,
+                    state: r.get(4)?,
+                    priority: crate::model::Priority::NAMES[(priority.clamp(1, 5) - 1) as usize].to_string(),
+                })
+            },
+        )?)
     }
 
     pub fn ticket_state(&self, ticket_id: i64) -> Result<(String, String)> {

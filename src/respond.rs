@@ -1,0 +1,185 @@
+//! Respond: automatic replies to customers. Decided, rendered and built inside the transaction that changed the
+//! ticket, so the outbox row, its fixed Message-ID and the outbound article commit (or vanish) with that change.
+//! Sending is the daemon's job (`outbound::sender`).
+
+use tracing::info;
+
+use crate::model::{Address, InboundMail};
+use crate::outbound::templates::{ArticleInfo, Person, TemplateContext, TicketInfo};
+use crate::outbound::{AutoSubmitted, OutgoingMail, ReplyPolicyInput, Signer, auto_reply_blocker, build};
+use crate::setup::Setup;
+use crate::store::{NewArticle, NewOutgoing, StoreError, Tx};
+use crate::token::TokenFormat;
+
+/// The ticket an automatic reply is about.
+pub struct TicketFacts {
+    pub id: i64,
+    pub number: String,
+    pub subject: String,
+    pub queue: String,
+    pub state: String,
+    pub priority: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplyOutcome {
+    Queued { outbox_id: i64, message_id: String },
+    Skipped(String),
+}
+
+pub struct Responder<'a> {
+    pub setup: &'a Setup,
+    pub signer: &'a Signer,
+    pub tokens: &'a TokenFormat,
+}
+
+impl Responder<'_> {
+    /// Queues the automatic reply `template` to `mail`'s sender when the loop policy allows it: RFC 3834 (never to
+    /// automatic mail), our own addresses, the hard-bounce list and the per-sender rate limit.
+    pub fn auto_reply(
+        &self,
+        tx: &Tx<'_>,
+        mail: &InboundMail,
+        ticket: Option<&TicketFacts>,
+        template: &str,
+        now: i64,
+    ) -> Result<ReplyOutcome, StoreError> {
+        let config = &self.setup.config;
+        if config.smtp.is_none() {
+            return Ok(ReplyOutcome::Skipped("no [smtp] relay configured".into()));
+        }
+        let Some(to) = mail.reply_address().filter(|a| a.email.contains('@')).cloned() else {
+            return Ok(ReplyOutcome::Skipped("the mail names no address to answer".into()));
+        };
+        let window = i64::from(config.replies.window_hours) * 3600;
+        let own = config.own_addresses();
+        let input = ReplyPolicyInput {
+            mail,
+            own_addresses: &own,
+            suppressed: tx.is_suppressed(&to.email)?,
+            recent_auto_replies: tx.auto_replies_since(&to.email, now - window)?,
+            max_auto_replies: config.replies.max_auto_replies,
+        };
+        if let Some(reason) = auto_reply_blocker(&input) {
+            if let Some(t) = ticket {
+                tx.add_history(t.id, now, "system", "auto-reply withheld", &format!("{template}: {reason}"))?;
+            }
+            return Ok(ReplyOutcome::Skipped(reason));
+        }
+        let queue = ticket.map_or(config.tickets.default_queue.as_str(), |t| t.queue.as_str());
+        let from = Address::new(Some(&config.site_name), config.queue_address(queue));
+        let set = config.queue(queue).and_then(|q| q.templates.as_deref()).unwrap_or("default");
+        let context = self.context(mail, ticket, &from, &to, now);
+        let rendered = match self.setup.templates.render(set, template, &context) {
+            Ok(r) => r,
+            Err(e) => return Ok(ReplyOutcome::Skipped(format!("template {set}/{template}: {e}"))),
+        };
+        let number = ticket.map_or("0", |t| t.number.as_str());
+        let message_id = self.signer.message_id(number, from.domain());
+        let mut references = mail.references.clone();
+        references.extend(mail.message_id.iter().cloned());
+        let outgoing = OutgoingMail {
+            from: from.clone(),
+            to: vec![to.clone()],
+            cc: Vec::new(),
+            reply_to: None,
+            subject: rendered.subject,
+            message_id: message_id.clone(),
+            in_reply_to: mail.message_id.clone(),
+            references,
+            auto_submitted: Some(AutoSubmitted::AutoReplied),
+            loop_marker: config.address.clone(),
+            date: now,
+            text: rendered.text,
+            html: rendered.html,
+        };
+        let raw = match build(&outgoing) {
+            Ok(raw) => raw,
+            Err(e) => return Ok(ReplyOutcome::Skipped(format!("cannot build the reply: {e}"))),
+        };
+        let recipients = vec![to.email.clone()];
+        let article_id = match ticket {
+            Some(t) => Some(tx.add_article(&NewArticle {
+                ticket_id: t.id,
+                direction: "outbound",
+                internal: false,
+                sender: Some(&from.email),
+                sender_name: from.name.as_deref(),
+                recipients: &recipients,
+                cc: &[],
+                subject: &outgoing.subject,
+                message_id: Some(&message_id),
+                in_reply_to: outgoing.in_reply_to.as_deref(),
+                references: &outgoing.references,
+                body_text: &outgoing.text,
+                visible_text: &outgoing.text,
+                classification: "auto-reply",
+                classification_reason: Some(template),
+                duplicate_of: None,
+                raw_id: None,
+                sent_at: Some(now),
+                received_at: now,
+            })?),
+            None => None,
+        };
+        let outbox_id = tx.enqueue(&NewOutgoing {
+            ticket_id: ticket.map(|t| t.id),
+            article_id,
+            kind: template,
+            message_id: &message_id,
+            envelope_from: &from.email,
+            recipients: &recipients,
+            raw: &raw,
+            now,
+        })?;
+        tx.record_auto_reply(&to.email, now)?;
+        if let Some(t) = ticket {
+            tx.add_history(t.id, now, "system", "auto-reply queued", &format!("{template} to {}", to.email))?;
+        }
+        info!(template, to = %to.email, message_id = %message_id, "automatic reply queued");
+        Ok(ReplyOutcome::Queued { outbox_id, message_id })
+    }
+
+    fn context(
+        &self,
+        mail: &InboundMail,
+        ticket: Option<&TicketFacts>,
+        from: &Address,
+        to: &Address,
+        now: i64,
+    ) -> TemplateContext {
+        let config = &self.setup.config;
+        let person = |a: &Address| Person { name: a.name.clone().unwrap_or_default(), address: a.email.clone() };
+        let number = ticket.map(|t| t.number.clone()).unwrap_or_default();
+        TemplateContext {
+            ticket: TicketInfo {
+                token: if number.is_empty() { String::new() } else { self.tokens.render(&number) },
+                number,
+                subject: ticket.map_or_else(|| mail.subject.clone(), |t| t.subject.clone()),
+                queue: ticket.map_or_else(|| config.tickets.default_queue.clone(), |t| t.queue.clone()),
+                state: ticket.map_or_else(String::new, |t| t.state.clone()),
+                priority: ticket.map_or_else(String::new, |t| t.priority.clone()),
+            },
+            customer: person(to),
+            article: ArticleInfo {
+                subject: mail.subject.clone(),
+                text: mail.text.clone(),
+                visible_text: mail.visible_text.clone(),
+                from: mail.from.as_ref().map(display_address).unwrap_or_default(),
+                date: crate::report::format_time(mail.date.unwrap_or(now)),
+            },
+            sender: person(from),
+            site: Person { name: config.site_name.clone(), address: config.address.clone() },
+            agent: None,
+            commands: None,
+            reply_hint: None,
+        }
+    }
+}
+
+pub fn display_address(a: &Address) -> String {
+    match &a.name {
+        Some(name) if !name.is_empty() => format!("{name} <{}>", a.email),
+        _ => a.email.clone(),
+    }
+}

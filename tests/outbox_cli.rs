@@ -1,0 +1,172 @@
+//! Automatic replies as the outbox records them, without a network: the relay is configured but nothing sends
+//! (no daemon runs), so every row the pipeline queues can be inspected.
+
+mod common;
+
+use common::*;
+
+const SMTP: &str = "[smtp]\nhost = \"127.0.0.1\"\nport = 9\ntls = \"plain\"\n";
+
+fn env() -> Env {
+    Env::with_extra(SMTP)
+}
+
+fn outbox(env: &Env) -> Vec<serde_json::Value> {
+    let out = env.run(&["outbox", "list", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The raw bytes queued for `ticket`'s acknowledgement, read from the database.
+fn queued_raw(env: &Env, message_id: &str) -> String {
+    let store = postdesk::store::Store::open(&env.dir.path().join("state/postdesk.db")).unwrap();
+    let due = store.due_outbox(i64::MAX, 1000).unwrap();
+    let row = due.into_iter().find(|d| d.message_id == message_id).expect("queued row");
+    String::from_utf8(row.raw).unwrap()
+}
+
+fn mail(from: &str, subject: &str, extra: &str, n: u32) -> Vec<u8> {
+    format!(
+        "From: {from}\r\nTo: support@example.test\r\nSubject: {subject}\r\nMessage-ID: <m{n}@customer.example>\r\n{extra}\
+         Content-Type: text/plain\r\n\r\nHello.\r\n"
+    )
+    .into_bytes()
+}
+
+#[test]
+fn a_new_ticket_queues_an_acknowledgement_with_token_and_threading_headers() {
+    let env = env();
+    let out = env.ingest_bytes(&fixture("new-ticket.eml"));
+    let number = ticket_number(&stdout(&out));
+    let rows = outbox(&env);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["kind"], "acknowledgement");
+    assert_eq!(rows[0]["state"], "queued");
+    assert_eq!(rows[0]["recipients"][0], "alice@customer.example");
+    let raw = queued_raw(&env, rows[0]["message_id"].as_str().unwrap());
+    assert!(raw.contains(&format!("[Ticket#{number}]")), "{raw}");
+    assert!(raw.contains("In-Reply-To: <first-mail.4711@customer.example>"), "{raw}");
+    assert!(raw.contains("References: <first-mail.4711@customer.example>"), "{raw}");
+    assert!(
+        raw.contains("Auto-Submitted: auto-replied") && raw.contains("X-Postdesk-Loop: support@example.test"),
+        "{raw}"
+    );
+    // The reply shows on the ticket as an outbound article.
+    let t = env.ticket_json(&number);
+    let arts = t["articles"].as_array().unwrap();
+    assert_eq!(arts.len(), 2);
+    assert_eq!(arts[1]["direction"], "outbound");
+    assert_eq!(arts[1]["message_id"], rows[0]["message_id"]);
+}
+
+#[test]
+fn automatic_and_bulk_mail_make_tickets_but_get_no_reply() {
+    let env = env();
+    let cases: [(&str, &str); 3] = [
+        ("Out of office: your mail", "Auto-Submitted: auto-replied\r\n"),
+        ("Weekly digest", "List-Id: <news.lists.example>\r\nList-Unsubscribe: <mailto:leave@lists.example>\r\n"),
+        ("Special offer", "Precedence: bulk\r\n"),
+    ];
+    for (n, (subject, extra)) in cases.iter().enumerate() {
+        let out = env.ingest_bytes(&mail(&format!("sender{n}@customer.example"), subject, extra, n as u32));
+        assert!(stdout(&out).contains("new ticket"), "{subject}: {}", stdout(&out));
+    }
+    // A bounce about a mail we never sent (backscatter) is filed too, and never answered.
+    let dsn = "Return-Path: <>\r\nFrom: Mail Delivery System <MAILER-DAEMON@mx.example>\r\nTo: support@example.test\r\n\
+        Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn-9@mx.example>\r\nMIME-Version: 1.0\r\n\
+        Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n--B\r\n\
+        Content-Type: text/plain\r\n\r\nUndeliverable.\r\n--B\r\nContent-Type: message/delivery-status\r\n\r\n\
+        Reporting-MTA: dns; mx.example\r\n\r\nFinal-Recipient: rfc822; nobody@else.example\r\nAction: failed\r\n\
+        Status: 5.1.1\r\n\r\n--B--\r\n";
+    let out = env.ingest_bytes(dsn.as_bytes());
+    assert!(stdout(&out).contains("new ticket"), "{}", stdout(&out));
+    assert_eq!(env.tickets().len(), 4);
+    assert!(outbox(&env).is_empty(), "{:?}", outbox(&env));
+    let mailer_daemon = mail("MAILER-DAEMON@mx.example", "Delivery failure", "", 99);
+    env.ingest_bytes(&mailer_daemon);
+    assert!(outbox(&env).is_empty());
+}
+
+#[test]
+fn at_most_five_automatic_replies_per_sender_per_day() {
+    let env = env();
+    for n in 0..8 {
+        env.ingest_bytes(&mail("chatty@customer.example", &format!("question {n}"), "", n));
+    }
+    assert_eq!(env.tickets().len(), 8);
+    assert_eq!(outbox(&env).len(), 5);
+}
+
+#[test]
+fn our_own_mail_coming_back_never_becomes_a_ticket() {
+    let env = env();
+    env.ingest_bytes(&fixture("new-ticket.eml"));
+    let rows = outbox(&env);
+    let raw = queued_raw(&env, rows[0]["message_id"].as_str().unwrap());
+    let out = env.ingest_bytes(raw.as_bytes());
+    assert!(stdout(&out).contains("loop guard"), "{}", stdout(&out));
+    assert_eq!(env.tickets().len(), 1);
+}
+
+#[test]
+fn a_bounce_of_our_reply_lands_on_its_ticket_and_suppresses_the_address() {
+    let env = env();
+    let number = ticket_number(&stdout(&env.ingest_bytes(&fixture("new-ticket.eml"))));
+    let ack_id = outbox(&env)[0]["message_id"].as_str().unwrap().to_string();
+    let dsn = format!(
+        "From: MAILER-DAEMON@mx.example.test (Mail Delivery System)\r\nTo: support@example.test\r\n\
+         Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn-1@mx.example.test>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n\
+         --B\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n\
+         --B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.test\r\n\r\n\
+         Final-Recipient: rfc822; alice@customer.example\r\nAction: failed\r\nStatus: 5.1.1\r\n\
+         Diagnostic-Code: smtp; 550 5.1.1 user unknown\r\n\r\n\
+         --B\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: support@example.test\r\nTo: alice@customer.example\r\n\
+         Message-ID: <{ack_id}>\r\nSubject: [Ticket#{number}] Printer\r\n\r\n--B--\r\n"
+    );
+    let out = env.ingest_bytes(dsn.as_bytes());
+    assert!(stdout(&out).contains(&format!("follow-up on ticket {number} (by bounce of")), "{}", stdout(&out));
+    let t = env.ticket_json(&number);
+    assert_eq!(t["state"], "new", "a bounce never reopens or changes the ticket state");
+    assert_eq!(t["articles"].as_array().unwrap().last().unwrap()["classification"], "bounce");
+    let list = stdout(&env.run(&["suppress", "list"]));
+    assert!(list.contains("alice@customer.example") && list.contains("5.1.1"), "{list}");
+    assert!(outbox(&env)[0]["bounced"].as_str().unwrap().contains("5.1.1"));
+
+    // Suppressed: no acknowledgement for her next ticket, until an admin clears the address.
+    let mut again = fixture("new-ticket.eml");
+    again = String::from_utf8(again)
+        .unwrap()
+        .replace("first-mail.4711", "second")
+        .replace("on fire", "smoking")
+        .into_bytes();
+    env.ingest_bytes(&again);
+    assert_eq!(outbox(&env).len(), 1);
+    assert!(env.run(&["suppress", "remove", "Alice@Customer.example"]).status.success());
+    let third = String::from_utf8(again).unwrap().replace("<second", "<third").replace("smoking", "gone").into_bytes();
+    env.ingest_bytes(&third);
+    assert_eq!(outbox(&env).len(), 2);
+}
+
+#[test]
+fn crlf_in_a_subject_cannot_inject_headers_into_our_reply() {
+    let env = env();
+    let evil = mail("eve@customer.example", "=?utf-8?q?Hello=0D=0ABcc:_victim@example.org?=", "", 1);
+    env.ingest_bytes(&evil);
+    let rows = outbox(&env);
+    let raw = queued_raw(&env, rows[0]["message_id"].as_str().unwrap());
+    let head = raw.split("\r\n\r\n").next().unwrap();
+    assert_eq!(head.matches("\r\nSubject:").count(), 1, "{head}");
+    assert!(!head.to_ascii_lowercase().contains("\r\nbcc:"), "{head}");
+}
+
+#[test]
+fn outbox_retry_requeues_a_row_and_refuses_unknown_ids() {
+    let env = env();
+    env.ingest_bytes(&fixture("new-ticket.eml"));
+    let id = outbox(&env)[0]["id"].as_i64().unwrap();
+    assert!(env.run(&["outbox", "retry", &id.to_string()]).status.success());
+    assert_eq!(env.run(&["outbox", "retry", "999"]).status.code(), Some(66));
+    let status = stdout(&env.run(&["status"]));
+    assert!(status.contains("outbox:      1 queued"), "{status}");
+}
