@@ -435,7 +435,8 @@ impl Pipeline {
     fn place_bounce(&self, tx: &Tx<'_>, mail: &InboundMail, now: i64) -> Result<Option<Placement>, StoreError> {
         let Some(bounce) = &mail.bounce else { return Ok(None) };
         let Some(original) = &bounce.original_message_id else { return Ok(None) };
-        let Some((outbox_id, ticket_id, sent_to)) = tx.outbox_by_message_id(original)? else { return Ok(None) };
+        let Some(sent) = tx.outbox_by_message_id(original)? else { return Ok(None) };
+        let (outbox_id, ticket_id, sent_to) = (sent.outbox_id, sent.ticket_id, sent.recipients);
         let statuses: Vec<String> = bounce
             .recipients
             .iter()

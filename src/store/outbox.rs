@@ -16,6 +16,14 @@ pub struct NewOutgoing<'a> {
     pub now: i64,
 }
 
+/// A mail we sent, as a bounce refers to it.
+#[derive(Debug, Clone)]
+pub struct SentMail {
+    pub outbox_id: i64,
+    pub ticket_id: Option<i64>,
+    pub recipients: Vec<String>,
+}
+
 /// A row due for sending.
 #[derive(Debug, Clone)]
 pub struct Due {
@@ -110,13 +118,17 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// The outbox row (id, ticket id, recipients) of a mail we sent, by its Message-ID.
-    pub fn outbox_by_message_id(&self, message_id: &str) -> Result<Option<(i64, Option<i64>, Vec<String>)>> {
+    /// The outbox row of a mail we sent, by its Message-ID.
+    pub fn outbox_by_message_id(&self, message_id: &str) -> Result<Option<SentMail>> {
         Ok(self
             .conn()
             .query_row("SELECT id, ticket_id, recipients FROM outbox WHERE message_id = ?1", [message_id], |r| {
                 let recipients: String = r.get(2)?;
-                Ok((r.get(0)?, r.get(1)?, serde_json::from_str(&recipients).unwrap_or_default()))
+                Ok(SentMail {
+                    outbox_id: r.get(0)?,
+                    ticket_id: r.get(1)?,
+                    recipients: serde_json::from_str(&recipients).unwrap_or_default(),
+                })
             })
             .optional()?)
     }
