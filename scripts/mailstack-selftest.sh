@@ -204,6 +204,9 @@ if imap_check plain 2>/dev/null; then fail "IMAP still answers after stop-doveco
 smtp_send customer@example.test "during dovecot outage" || fail "Postfix refused mail while Dovecot was down"
 sleep 1
 [[ $("$MS" count "$DIR" customer@example.test) == 1 ]] || fail "mail delivered while Dovecot was down?"
+grep -q 'to=<customer@example.test>.*status=deferred' "$DIR/postfix.log" ||
+  fail "Postfix did not log a deferral while Dovecot was down"
+
 "$MS" start-dovecot "$DIR" || fail "start-dovecot failed"
 # shellcheck disable=SC1091
 source "$DIR/env"

@@ -465,9 +465,14 @@ message_size_limit = 104857600
 mailbox_size_limit = 0
 virtual_mailbox_limit = 0
 
+# Retry quickly after an LMTP outage. minimal_backoff_time must stay above
+# queue_run_delay + 1s: with 1s the queue scan can grab a message that is
+# still being deferred ("skipped, still being delivered") and then parks it
+# for 60 s.
 queue_run_delay = 1s
-minimal_backoff_time = 1s
-maximal_backoff_time = 5s
+minimal_backoff_time = 3s
+maximal_backoff_time = 6s
+
 maximal_queue_lifetime = 1d
 bounce_queue_lifetime = 1d
 delay_warning_time = 0

@@ -170,3 +170,40 @@ fn outbox_retry_requeues_a_row_and_refuses_unknown_ids() {
     let status = stdout(&env.run(&["status"]));
     assert!(status.contains("outbox:      1 queued"), "{status}");
 }
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() { copy_dir(&path, &target) } else { std::fs::copy(&path, &target).map(|_| ()).unwrap() }
+    }
+}
+
+#[test]
+fn a_broken_template_or_an_undefined_variable_is_refused_by_check_with_file_and_line() {
+    let cases = [
+        ("{% if ticket.number %}\nunclosed block\n", "acknowledgement.txt:"),
+        ("Hello {{ custmer.name }}\n", "undefined"),
+    ];
+    for (body, expect) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let templates = dir.path().join("templates");
+        copy_dir(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/templates")), &templates);
+        std::fs::write(
+            templates.join("default/acknowledgement.txt"),
+            format!("Subject: {{{{ ticket.token }}}} hi\n\n{body}"),
+        )
+        .unwrap();
+        let env = Env::new();
+        let text = std::fs::read_to_string(&env.config).unwrap();
+        let text = text.replace(concat!(env!("CARGO_MANIFEST_DIR"), "/templates"), templates.to_str().unwrap());
+        std::fs::write(&env.config, text).unwrap();
+        let out = env.run(&["check"]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(78), "{err}");
+        assert!(err.contains("default/acknowledgement.txt:") && err.contains(expect), "{err}");
+        let line = err.split("acknowledgement.txt:").nth(1).unwrap().split(':').next().unwrap();
+        assert!(line.parse::<usize>().is_ok(), "a line number: {err}");
+    }
+}
