@@ -51,6 +51,22 @@ port = $PD_IMAP_PORT
 tls = "plain"          # loopback only
 username = "support@example.test"
 password_file = "imap-password"
+
+[smtp]
+host = "127.0.0.1"
+port = $PD_SMTP_PORT
+tls = "plain"          # loopback only
+
+[[queues]]
+name = "billing"
+address = "billing@example.test"
+templates = "billing"
+
+[[queues]]
+name = "sales"
+
+[[queues]]
+name = "vip"
 TOML
 "$pd" --config "$demo/postdesk.toml" check
 
@@ -67,15 +83,15 @@ wait_tickets() {
   echo "demo.sh: expected $1 tickets; postdesk log:" >&2; tail -20 "$demo/postdesk.log" >&2; return 1
 }
 
-say "Customers write to support@ (sent through Postfix, delivered by LMTP into Dovecot)"
-send alice@customer.example scripts/demo-mail/01-printer.eml
-send juergen@bigcorp.example scripts/demo-mail/02-invoice.eml
+say "Customers write to support@ and billing@example.com (sent through Postfix, delivered by LMTP into Dovecot)"
+send customer@example.test scripts/demo-mail/01-printer.eml
+send customer2@example.test scripts/demo-mail/02-invoice.eml
 wait_tickets 2
-first=$("$pd" --config "$demo/postdesk.toml" ticket list --json | grep -o '"number": "[0-9]*"' | tail -1 | grep -o '[0-9]\{16,\}')
+first=$("$pd" --config "$demo/postdesk.toml" ticket list --queue support --json | grep -o '"number": "[0-9]*"' | tail -1 | grep -o '[0-9]\{16,\}')
 
 say "Alice answers with the ticket token in the subject; an out-of-office arrives too"
 cat > "$demo/reply.eml" <<MAIL
-From: Alice Example <alice@customer.example>
+From: Alice Example <customer@example.test>
 To: support@example.test
 Subject: Re: [Ticket#$first] Printer on the 3rd floor is on fire
 Message-ID: <demo-reply@customer.example>
@@ -87,18 +103,29 @@ It is still smoking. I unplugged it.
 On Mon, 23 Nov 2026 at 09:15, Alice Example <alice@customer.example> wrote:
 > the printer on the 3rd floor is smoking again. Could someone look at it?
 MAIL
-send alice@customer.example "$demo/reply.eml"
-send carol@customer.example scripts/demo-mail/03-out-of-office.eml
+send customer@example.test "$demo/reply.eml"
+send stranger@example.test scripts/demo-mail/03-out-of-office.eml
 wait_tickets 3
 for _ in $(seq 1 100); do
   "$pd" --config "$demo/postdesk.toml" ticket show "$first" | grep -q "It is still smoking" && break
   sleep 0.1
 done
 
+for _ in $(seq 1 100); do
+  [[ "$(bash scripts/mailstack.sh count "$demo/stack" customer@example.test)" -ge 2 ]] && break
+  sleep 0.1
+done
+say "Alice's own mailbox received postdesk's acknowledgement (through Postfix):"
+ack=$(bash scripts/mailstack.sh fetch "$demo/stack" customer@example.test | head -1)
+grep -E '^(From|To|Subject|Message-ID|In-Reply-To|Auto-Submitted):' "$ack" || true
+echo "  ... ($(bash scripts/mailstack.sh count "$demo/stack" customer@example.test) mails in her INBOX; the out-of-office got no reply)"
+
 say "postdesk ticket list"
 "$pd" --config "$demo/postdesk.toml" ticket list
 say "postdesk ticket show $first"
 "$pd" --config "$demo/postdesk.toml" ticket show "$first"
+say "postdesk outbox list"
+"$pd" --config "$demo/postdesk.toml" outbox list
 say "postdesk status"
 "$pd" --config "$demo/postdesk.toml" status
 say "The support INBOX is empty; processed mail was moved"

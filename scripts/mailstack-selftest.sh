@@ -4,6 +4,7 @@
 # IMAP and IMAPS (good and bad CA), Dovecot and Postfix outages, clean stop.
 # Needs root and python3. Exits non-zero with a message on the first failure.
 set -euo pipefail
+export LC_ALL=C
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 MS=$HERE/mailstack.sh
