@@ -5,6 +5,8 @@
 //! enabled agents, asks [`auth::prove_agent`] for proof, and only then reads the reply with
 //! [`commands::parse_agent_reply`]. Without proof the mail is customer mail, whatever its From says.
 
+pub mod auth;
 pub mod commands;
 
+pub use auth::{AgentProof, AuthContext, Proof, prove_agent};
 pub use commands::{AgentReply, Command, CommandLine, parse_agent_reply};
