@@ -73,7 +73,7 @@ pub struct AuthContext<'a> {
 /// used; with several signed references, the newest ([`InboundMail::parent_ids`]).
 pub fn prove_agent(mail: &InboundMail, agent: &str, ctx: &AuthContext) -> Option<AgentProof> {
     let agent = agent.trim().to_ascii_lowercase();
-    if agent.is_empty() || mail.from.as_ref().map(|f| f.key()) != Some(agent.clone()) {
+    if agent.is_empty() || mail.from.as_ref().is_none_or(|f| f.key() != agent) {
         return None;
     }
     let found = |ticket: String, proof| Some(AgentProof { ticket_number: Some(ticket), proof });
