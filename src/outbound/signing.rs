@@ -2,6 +2,9 @@
 //!
 //! - Message-IDs `pd.<ticket>.<random>.<sig>@domain`: a reply that quotes one in References / In-Reply-To threads onto
 //!   that ticket, and nobody can forge one for another ticket.
+//! - Agent Message-IDs `pd.<ticket>.<random>.a<sig>@domain` on notifications sent to one agent: the signature also
+//!   covers that agent's address, so a reply referencing one proves the replier read that agent's mail. A plain
+//!   Message-ID goes to customers too and proves nothing about who answers.
 //! - Reply addresses `support+T<ticket>-<sig>@domain`: the signature covers the ticket *and* the agent it was sent to,
 //!   so mail to that address is trusted as that agent's answer only when it comes from that agent.
 //!
@@ -24,6 +27,7 @@ const KEY_FILE: &str = "hmac.key";
 /// Domain separation: a Message-ID signature can never be replayed as a reply-address signature.
 const MID_CONTEXT: &[u8] = b"postdesk message-id v1\0";
 const REPLY_CONTEXT: &[u8] = b"postdesk reply-address v1\0";
+const AGENT_MID_CONTEXT: &[u8] = b"postdesk agent message-id v1\0";
 
 /// Holds the installation's secret key. `Debug` shows no key material.
 #[derive(Clone)]
@@ -93,6 +97,40 @@ impl Signer {
         let sig = decode_sig(sig)?;
         self.mac_state(MID_CONTEXT, &[ticket.as_bytes(), random.as_bytes()]).verify_truncated_left(&sig).ok()?;
         Some(ticket.to_string())
+    }
+
+    /// A new Message-ID for mail about `ticket_number` sent to one agent only, e.g. a notification:
+    /// `pd.<ticket>.<random>.a<sig>@domain`, the signature covering ticket, random part and the lowercased agent.
+    /// [`Signer::verify_message_id`] refuses it (the signature field is one character longer), so callers that thread
+    /// by Message-ID try [`Signer::verify_agent_message_id`] as well.
+    pub fn agent_message_id(&self, ticket_number: &str, agent: &str, domain: &str) -> String {
+        let random = hex::encode(rand::random::<[u8; 8]>());
+        let sig = hex::encode(&self.agent_mid_mac(ticket_number, agent, &random)[..SIG_BYTES]);
+        format!("pd.{ticket_number}.{random}.a{sig}@{domain}")
+    }
+
+    /// The ticket number when `id` is a Message-ID made by [`Signer::agent_message_id`] for `agent`; `None` for a
+    /// plain Message-ID, another agent's, or anything else. Accepts `<…>` around it.
+    pub fn verify_agent_message_id(&self, id: &str, agent: &str) -> Option<String> {
+        let id = id.trim().trim_start_matches('<').trim_end_matches('>');
+        let (local, _domain) = id.rsplit_once('@')?;
+        let rest = local.strip_prefix("pd.")?;
+        let mut parts = rest.rsplitn(3, '.');
+        let (sig, random, ticket) = (parts.next()?, parts.next()?, parts.next()?);
+        if ticket.is_empty() || random.len() != 16 || !random.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let sig = decode_sig(sig.strip_prefix('a')?)?;
+        let agent = agent.trim().to_ascii_lowercase();
+        self.mac_state(AGENT_MID_CONTEXT, &[ticket.as_bytes(), agent.as_bytes(), random.as_bytes()])
+            .verify_truncated_left(&sig)
+            .ok()?;
+        Some(ticket.to_string())
+    }
+
+    fn agent_mid_mac(&self, ticket_number: &str, agent: &str, random: &str) -> Vec<u8> {
+        let agent = agent.trim().to_ascii_lowercase();
+        self.mac(AGENT_MID_CONTEXT, &[ticket_number.as_bytes(), agent.as_bytes(), random.as_bytes()])
     }
 
     /// The address an agent answers to: `base` plus-tagged with the ticket number and a signature over the ticket
@@ -221,6 +259,39 @@ mod tests {
     }
 
     #[test]
+    fn agent_message_id_roundtrip_and_agent_binding() {
+        let s = signer();
+        let id = s.agent_message_id(TICKET, "Agent1@Example.com", "example.com");
+        assert!(id.starts_with("pd.2026112310000012.") && id.ends_with("@example.com"), "{id}");
+        assert_eq!(s.verify_agent_message_id(&id, "agent1@example.com").as_deref(), Some(TICKET));
+        assert_eq!(s.verify_agent_message_id(&format!("<{id}>"), " AGENT1@example.com ").as_deref(), Some(TICKET));
+        assert_eq!(s.verify_agent_message_id(&id, "agent2@example.com"), None, "another agent");
+        assert_eq!(Signer::from_key([8; 32]).verify_agent_message_id(&id, "agent1@example.com"), None, "another key");
+        let tampered = id.replacen(TICKET, "2026112310000020", 1);
+        assert_eq!(s.verify_agent_message_id(&tampered, "agent1@example.com"), None);
+        assert_ne!(id, s.agent_message_id(TICKET, "agent1@example.com", "example.com"), "ids are unique");
+    }
+
+    #[test]
+    fn agent_and_plain_message_ids_do_not_cross() {
+        let s = signer();
+        let agent_id = s.agent_message_id(TICKET, "agent1@example.com", "example.com");
+        assert_eq!(s.verify_message_id(&agent_id), None, "an agent id is not a plain id");
+        let plain = s.message_id(TICKET, "example.com");
+        assert_eq!(s.verify_agent_message_id(&plain, "agent1@example.com"), None, "a plain id proves no agent");
+        // The same signature bytes with the agent marker added: domain separation refuses it.
+        let (local, domain) = plain.rsplit_once('@').unwrap();
+        let (head, sig) = local.rsplit_once('.').unwrap();
+        assert_eq!(s.verify_agent_message_id(&format!("{head}.a{sig}@{domain}"), "agent1@example.com"), None);
+        // A reply-address signature for the same agent does not verify as an agent Message-ID either.
+        let addr = s.reply_address("support@example.com", TICKET, "agent1@example.com");
+        let reply_sig = addr.split('@').next().unwrap().rsplit('-').next().unwrap();
+        let random = "0123456789abcdef";
+        let forged = format!("pd.{TICKET}.{random}.a{reply_sig}@example.com");
+        assert_eq!(s.verify_agent_message_id(&forged, "agent1@example.com"), None);
+    }
+
+    #[test]
     fn garbage_never_panics_and_never_verifies() {
         let s = signer();
         let inputs = [
@@ -233,6 +304,9 @@ mod tests {
             "pd.1.2.3@x",
             "pd.1.0123456789abcdef.zzzzzzzzzzzzzzzzzzzz@x",
             "pd..0123456789abcdef.00000000000000000000@x",
+            "pd.1.0123456789abcdef.a@x",
+            "pd.1.0123456789abcdef.a0000000000000000000@x",
+            "pd.1.0123456789abcdef.aé000000000000000000@x",
             "support+T@x",
             "support+T-@x",
             "support+T1-00@x",
@@ -244,6 +318,7 @@ mod tests {
         for input in inputs {
             assert_eq!(s.verify_message_id(input), None, "{input:?}");
             assert_eq!(s.verify_reply_address(input, "agent@example.com"), None, "{input:?}");
+            assert_eq!(s.verify_agent_message_id(input, "agent@example.com"), None, "{input:?}");
         }
     }
 
