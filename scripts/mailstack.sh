@@ -342,6 +342,8 @@ verbose_proctitle = yes
 shutdown_clients = yes
 
 protocols = imap lmtp
+# support+T<ticket>-<sig>@ (agent reply addresses) is delivered to support@.
+recipient_delimiter = +
 listen = 127.0.0.1
 
 ssl = yes
@@ -444,6 +446,7 @@ local_transport = error:5.1.1 local delivery is disabled in the test stack
 virtual_mailbox_domains = $PD_DOMAIN
 virtual_mailbox_maps =
 virtual_transport = lmtp:inet:127.0.0.1:$PD_LMTP_PORT
+recipient_delimiter = +
 # Other domains: accept, then keep the mail queued (deferred) without any
 # delivery attempt, DNS lookup or traffic ('postqueue -p' shows it).
 default_transport = smtp

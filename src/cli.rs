@@ -64,6 +64,21 @@ pub enum Command {
         #[command(subcommand)]
         command: SuppressCommand,
     },
+    /// Agents: who may answer customers and run commands by mail.
+    Agent {
+        #[command(subcommand)]
+        command: AgentCommand,
+    },
+    /// Roles grant queues to agents.
+    Role {
+        #[command(subcommand)]
+        command: RoleCommand,
+    },
+    /// Queues beside those in the config.
+    Queue {
+        #[command(subcommand)]
+        command: QueueCommand,
+    },
     /// Mail refused into quarantine.
     Quarantine {
         #[command(subcommand)]
@@ -137,6 +152,74 @@ pub enum SuppressCommand {
 }
 
 #[derive(Subcommand)]
+pub enum AgentCommand {
+    /// Add an agent (or rename one), with roles.
+    Add {
+        address: String,
+        #[arg(long)]
+        name: String,
+        /// Role to give (repeatable); created when missing.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// A disabled agent gets nothing and can do nothing.
+    Disable {
+        address: String,
+    },
+    Enable {
+        address: String,
+    },
+    /// Switch one notification on or off: new-ticket, followup, moved, assigned, lock-timeout.
+    Notify {
+        address: String,
+        event: String,
+        setting: OnOff,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Subcommand)]
+pub enum RoleCommand {
+    /// Create a role granting queues (repeat --queue), or add queues to it.
+    Add {
+        name: String,
+        #[arg(long = "queue")]
+        queues: Vec<String>,
+    },
+    /// Give a role to an agent.
+    Give { role: String, agent: String },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum QueueCommand {
+    Add {
+        name: String,
+        #[arg(long)]
+        address: Option<String>,
+        /// Template set under the templates directory.
+        #[arg(long)]
+        templates: Option<String>,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum QuarantineCommand {
     List {
         #[arg(long, default_value_t = 50)]
@@ -207,6 +290,9 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Status { json } => status(&cli.config, json),
         Command::Outbox { command } => outbox(&cli.config, command),
+        Command::Agent { command } => crate::admin::agent(&cli.config, command),
+        Command::Role { command } => crate::admin::role(&cli.config, command),
+        Command::Queue { command } => crate::admin::queue(&cli.config, command),
         Command::Suppress { command } => suppress(&cli.config, command),
         Command::Quarantine { command: QuarantineCommand::List { limit, json } } => {
             quarantine_list(&cli.config, limit, json)
@@ -232,7 +318,7 @@ pub fn load_signer(config: &Config) -> Result<std::sync::Arc<crate::outbound::Si
         .map_err(|e| Failure::new(EX_CONFIG, format!("{}: signing key: {e}", config.storage.state_dir.display())))
 }
 
-fn open_store(config: &Config) -> Result<Store, Failure> {
+pub fn open_store(config: &Config) -> Result<Store, Failure> {
     Ok(Store::open(&config.database_path())?)
 }
 
@@ -476,6 +562,6 @@ fn quarantine_list(config_path: &Path, limit: u32, json: bool) -> Result<(), Fai
     Ok(())
 }
 
-fn print_json<T: serde::Serialize>(value: &T) {
+pub fn print_json<T: serde::Serialize>(value: &T) {
     println!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")));
 }

@@ -38,6 +38,8 @@ pub struct Config {
     pub templates: TemplatesConfig,
     #[serde(default)]
     pub replies: RepliesConfig,
+    #[serde(default)]
+    pub agents: AgentsConfig,
     pub imap: Option<ImapConfig>,
     /// The relay for everything we send. Without it nothing is queued or sent.
     pub smtp: Option<SmtpConfig>,
@@ -162,6 +164,61 @@ fn default_templates_dir() -> PathBuf {
 impl Default for TemplatesConfig {
     fn default() -> Self {
         TemplatesConfig { dir: default_templates_dir() }
+    }
+}
+
+/// Agents working by mail.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentsConfig {
+    /// The authserv-id your own MTA writes into Authentication-Results (RFC 8601), e.g. "mx.example.com". When set,
+    /// a DKIM/DMARC pass for the agent's domain recorded by that MTA also proves an agent's mail. Set it only if the
+    /// MTA removes such headers arriving from outside.
+    pub authserv_id: Option<String>,
+    /// How long `#take` locks a ticket; an unanswered lock then times out and its owner is told.
+    #[serde(default = "default_lock_minutes")]
+    pub lock_minutes: u64,
+    /// Show the answering agent's name (never their address) in the From of replies to customers.
+    #[serde(default)]
+    pub show_agent_name: bool,
+    /// Which notifications agents get unless they chose otherwise (`postdesk agent notify`).
+    #[serde(default)]
+    pub notify: NotifyDefaults,
+}
+
+fn default_lock_minutes() -> u64 {
+    60
+}
+
+impl Default for AgentsConfig {
+    fn default() -> Self {
+        AgentsConfig {
+            authserv_id: None,
+            lock_minutes: default_lock_minutes(),
+            show_agent_name: false,
+            notify: NotifyDefaults::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyDefaults {
+    #[serde(default = "default_true")]
+    pub new_ticket: bool,
+    #[serde(default = "default_true")]
+    pub followup: bool,
+    #[serde(default = "default_true")]
+    pub moved: bool,
+    #[serde(default = "default_true")]
+    pub assigned: bool,
+    #[serde(default = "default_true")]
+    pub lock_timeout: bool,
+}
+
+impl Default for NotifyDefaults {
+    fn default() -> Self {
+        NotifyDefaults { new_ticket: true, followup: true, moved: true, assigned: true, lock_timeout: true }
     }
 }
 
@@ -306,6 +363,8 @@ pub struct QueueConfig {
     pub address: Option<String>,
     /// Template set (sub-directory of the templates dir) used for this queue; default `default`.
     pub templates: Option<String>,
+    /// Mail from an agent to this address becomes an internal note (as if it started with `#note`).
+    pub comment_address: Option<String>,
 }
 
 impl Config {

@@ -177,6 +177,7 @@ async fn serve(
         info!(relay = %smtp.host, "outbox sender running");
         tokio::spawn(sender.run(stop_rx.clone()))
     });
+    spawn_housekeeping(shared.clone(), stop_rx.clone());
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     let result = match imap {
         Some(edge) => {
@@ -251,6 +252,35 @@ fn reload(config_path: &Path, shared: &Shared) {
         Err(e) => error!(error = %e, "reload refused; keeping the running config, rules and templates"),
     }
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+}
+
+/// Lock timeouts and pending tickets are checked this often.
+const HOUSEKEEPING: Duration = Duration::from_secs(30);
+
+fn spawn_housekeeping(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(HOUSEKEEPING) => {}
+                _ = stop.changed() => return,
+            }
+            let pipeline = shared.pipeline();
+            let store = shared.store.clone();
+            let done = tokio::task::spawn_blocking(move || {
+                pipeline.housekeeping(&mut store.lock().unwrap_or_else(|e| e.into_inner()))
+            })
+            .await;
+            match done {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => {
+                    info!(tickets = n, "lock timeouts and pending tickets handled");
+                    shared.outbox_wake.notify_one();
+                }
+                Ok(Err(e)) => warn!(error = %e, "housekeeping failed; will retry"),
+                Err(e) => warn!(error = %e, "housekeeping task failed"),
+            }
+        }
+    });
 }
 
 /// How often the rules directory is checked for edits. Polling (not inotify) needs no extra dependency, works on

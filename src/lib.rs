@@ -5,6 +5,7 @@
 //! and from the store's outbox -> [`outbound`] render -> send over SMTP.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod agents;
 pub mod cli;
 pub mod config;

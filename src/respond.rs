@@ -5,7 +5,7 @@
 use tracing::info;
 
 use crate::model::{Address, InboundMail};
-use crate::outbound::templates::{ArticleInfo, Person, TemplateContext, TicketInfo};
+use crate::outbound::templates::{ArticleInfo, Person, Rendered, TemplateContext, TicketInfo};
 use crate::outbound::{AutoSubmitted, OutgoingMail, ReplyPolicyInput, Signer, auto_reply_blocker, build};
 use crate::setup::Setup;
 use crate::store::{NewArticle, NewOutgoing, StoreError, Tx};
@@ -68,70 +68,35 @@ impl Responder<'_> {
         }
         let queue = ticket.map_or(config.tickets.default_queue.as_str(), |t| t.queue.as_str());
         let from = Address::new(Some(&config.site_name), config.queue_address(queue));
-        let set = config.queue(queue).and_then(|q| q.templates.as_deref()).unwrap_or("default");
         let context = self.context(mail, ticket, &from, &to, now);
-        let rendered = match self.setup.templates.render(set, template, &context) {
+        let rendered = match self.render(queue, template, &context) {
             Ok(r) => r,
-            Err(e) => return Ok(ReplyOutcome::Skipped(format!("template {set}/{template}: {e}"))),
+            Err(reason) => return Ok(ReplyOutcome::Skipped(reason)),
         };
-        let number = ticket.map_or("0", |t| t.number.as_str());
-        let message_id = self.signer.message_id(number, from.domain());
         let mut references = mail.references.clone();
         references.extend(mail.message_id.iter().cloned());
-        let outgoing = OutgoingMail {
-            from: from.clone(),
+        let number = ticket.map_or("0", |t| t.number.as_str());
+        let compose = Compose {
+            kind: template,
+            ticket,
+            message_id: self.signer.message_id(number, from.domain()),
+            from,
             to: vec![to.clone()],
             cc: Vec::new(),
             reply_to: None,
             subject: rendered.subject,
-            message_id: message_id.clone(),
-            in_reply_to: mail.message_id.clone(),
-            references,
-            auto_submitted: Some(AutoSubmitted::AutoReplied),
-            loop_marker: config.address.clone(),
-            date: now,
             text: rendered.text,
             html: rendered.html,
+            in_reply_to: mail.message_id.clone(),
+            references,
+            auto: Some(AutoSubmitted::AutoReplied),
+            article: true,
+            classification: "auto-reply",
         };
-        let raw = match build(&outgoing) {
-            Ok(raw) => raw,
-            Err(e) => return Ok(ReplyOutcome::Skipped(format!("cannot build the reply: {e}"))),
+        let (outbox_id, message_id) = match self.queue(tx, compose, now)? {
+            Ok(done) => done,
+            Err(reason) => return Ok(ReplyOutcome::Skipped(reason)),
         };
-        let recipients = vec![to.email.clone()];
-        let article_id = match ticket {
-            Some(t) => Some(tx.add_article(&NewArticle {
-                ticket_id: t.id,
-                direction: "outbound",
-                internal: false,
-                sender: Some(&from.email),
-                sender_name: from.name.as_deref(),
-                recipients: &recipients,
-                cc: &[],
-                subject: &outgoing.subject,
-                message_id: Some(&message_id),
-                in_reply_to: outgoing.in_reply_to.as_deref(),
-                references: &outgoing.references,
-                body_text: &outgoing.text,
-                visible_text: &outgoing.text,
-                classification: "auto-reply",
-                classification_reason: Some(template),
-                duplicate_of: None,
-                raw_id: None,
-                sent_at: Some(now),
-                received_at: now,
-            })?),
-            None => None,
-        };
-        let outbox_id = tx.enqueue(&NewOutgoing {
-            ticket_id: ticket.map(|t| t.id),
-            article_id,
-            kind: template,
-            message_id: &message_id,
-            envelope_from: &from.email,
-            recipients: &recipients,
-            raw: &raw,
-            now,
-        })?;
         tx.record_auto_reply(&to.email, now)?;
         if let Some(t) = ticket {
             tx.add_history(t.id, now, "system", "auto-reply queued", &format!("{template} to {}", to.email))?;
@@ -140,7 +105,78 @@ impl Responder<'_> {
         Ok(ReplyOutcome::Queued { outbox_id, message_id })
     }
 
-    fn context(
+    /// Renders `name` from the template set of `queue` (falling back to `default`).
+    pub fn render(&self, queue: &str, name: &str, context: &TemplateContext) -> Result<Rendered, String> {
+        let set = self.setup.config.queue(queue).and_then(|q| q.templates.as_deref()).unwrap_or("default");
+        self.setup.templates.render(set, name, context).map_err(|e| format!("template {set}/{name}: {e}"))
+    }
+
+    /// Builds the exact bytes and writes the outbox row (and, for mail shown on the ticket, an outbound article).
+    /// The inner `Err` is a mail that cannot be built (a bad address): reported, not fatal.
+    pub fn queue(&self, tx: &Tx<'_>, c: Compose<'_>, now: i64) -> Result<Result<(i64, String), String>, StoreError> {
+        let outgoing = OutgoingMail {
+            from: c.from.clone(),
+            to: c.to.clone(),
+            cc: c.cc.clone(),
+            reply_to: c.reply_to.clone(),
+            subject: c.subject,
+            message_id: c.message_id.clone(),
+            in_reply_to: c.in_reply_to,
+            references: c.references,
+            auto_submitted: c.auto,
+            loop_marker: self.setup.config.address.clone(),
+            date: now,
+            text: c.text,
+            html: c.html,
+        };
+        let raw = match build(&outgoing) {
+            Ok(raw) => raw,
+            Err(e) => return Ok(Err(format!("cannot build the mail: {e}"))),
+        };
+        let recipients: Vec<String> = c.to.iter().chain(c.cc.iter()).map(|a| a.email.clone()).collect();
+        let article_id = match c.ticket.filter(|_| c.article) {
+            Some(t) => {
+                let to: Vec<String> = c.to.iter().map(|a| a.email.clone()).collect();
+                let cc: Vec<String> = c.cc.iter().map(|a| a.email.clone()).collect();
+                Some(tx.add_article(&NewArticle {
+                    ticket_id: t.id,
+                    direction: "outbound",
+                    internal: false,
+                    sender: Some(&c.from.email),
+                    sender_name: c.from.name.as_deref(),
+                    recipients: &to,
+                    cc: &cc,
+                    subject: &outgoing.subject,
+                    message_id: Some(&c.message_id),
+                    in_reply_to: outgoing.in_reply_to.as_deref(),
+                    references: &outgoing.references,
+                    body_text: &outgoing.text,
+                    visible_text: &outgoing.text,
+                    classification: c.classification,
+                    classification_reason: Some(c.kind),
+                    duplicate_of: None,
+                    raw_id: None,
+                    sent_at: Some(now),
+                    received_at: now,
+                })?)
+            }
+            None => None,
+        };
+        let outbox_id = tx.enqueue(&NewOutgoing {
+            ticket_id: c.ticket.map(|t| t.id),
+            article_id,
+            kind: c.kind,
+            message_id: &c.message_id,
+            envelope_from: &c.from.email,
+            recipients: &recipients,
+            raw: &raw,
+            now,
+        })?;
+        Ok(Ok((outbox_id, c.message_id)))
+    }
+
+    /// The template context for mail about `ticket` answering or reporting on `mail`.
+    pub fn context(
         &self,
         mail: &InboundMail,
         ticket: Option<&TicketFacts>,
@@ -148,26 +184,36 @@ impl Responder<'_> {
         to: &Address,
         now: i64,
     ) -> TemplateContext {
+        let article = ArticleInfo {
+            subject: mail.subject.clone(),
+            text: mail.text.clone(),
+            visible_text: mail.visible_text.clone(),
+            from: mail.from.as_ref().map(display_address).unwrap_or_default(),
+            date: crate::report::format_time(mail.date.unwrap_or(now)),
+        };
+        self.context_with(article, ticket, from, to)
+    }
+
+    pub fn context_with(
+        &self,
+        article: ArticleInfo,
+        ticket: Option<&TicketFacts>,
+        from: &Address,
+        customer: &Address,
+    ) -> TemplateContext {
         let config = &self.setup.config;
-        let person = |a: &Address| Person { name: a.name.clone().unwrap_or_default(), address: a.email.clone() };
         let number = ticket.map(|t| t.number.clone()).unwrap_or_default();
         TemplateContext {
             ticket: TicketInfo {
                 token: if number.is_empty() { String::new() } else { self.tokens.render(&number) },
                 number,
-                subject: ticket.map_or_else(|| mail.subject.clone(), |t| t.subject.clone()),
+                subject: ticket.map_or_else(|| article.subject.clone(), |t| t.subject.clone()),
                 queue: ticket.map_or_else(|| config.tickets.default_queue.clone(), |t| t.queue.clone()),
                 state: ticket.map_or_else(String::new, |t| t.state.clone()),
                 priority: ticket.map_or_else(String::new, |t| t.priority.clone()),
             },
-            customer: person(to),
-            article: ArticleInfo {
-                subject: mail.subject.clone(),
-                text: mail.text.clone(),
-                visible_text: mail.visible_text.clone(),
-                from: mail.from.as_ref().map(display_address).unwrap_or_default(),
-                date: crate::report::format_time(mail.date.unwrap_or(now)),
-            },
+            customer: person(customer),
+            article,
             sender: person(from),
             site: Person { name: config.site_name.clone(), address: config.address.clone() },
             agent: None,
@@ -175,6 +221,31 @@ impl Responder<'_> {
             reply_hint: None,
         }
     }
+}
+
+/// One mail to queue: everything but the bytes, which [`Responder::queue`] builds.
+pub struct Compose<'a> {
+    /// Template name or purpose: acknowledgement, notification, agent-reply, transcript, …
+    pub kind: &'a str,
+    pub ticket: Option<&'a TicketFacts>,
+    pub from: Address,
+    pub to: Vec<Address>,
+    pub cc: Vec<Address>,
+    pub reply_to: Option<Address>,
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+    pub message_id: String,
+    pub in_reply_to: Option<String>,
+    pub references: Vec<String>,
+    pub auto: Option<AutoSubmitted>,
+    /// Shown on the ticket as an outbound article (mail to customers); notifications to agents are not.
+    pub article: bool,
+    pub classification: &'a str,
+}
+
+pub fn person(a: &Address) -> Person {
+    Person { name: a.name.clone().unwrap_or_default(), address: a.email.clone() }
 }
 
 pub fn display_address(a: &Address) -> String {

@@ -41,7 +41,8 @@ impl From<ConfigError> for SetupError {
 
 impl Setup {
     pub fn load(config_path: &Path) -> Result<Setup, SetupError> {
-        let config = Config::load(config_path)?;
+        let mut config = Config::load(config_path)?;
+        add_cli_queues(&mut config);
         Self::from_config(config)
     }
 
@@ -104,6 +105,26 @@ impl Setup {
     /// The same config and templates with another rule set (hot reload of rules).
     pub fn with_rules(&self, rules: RuleSet) -> Setup {
         Setup { config: self.config.clone(), rules: Arc::new(rules), templates: self.templates.clone() }
+    }
+}
+
+/// Queues added with `postdesk queue add` live in the database; the config's own [[queues]] win on a name clash.
+/// Read-only, and only when the database exists: loading a setup never creates one.
+pub fn add_cli_queues(config: &mut Config) {
+    let path = config.database_path();
+    if !path.exists() {
+        return;
+    }
+    let Ok(rows) = crate::store::Store::open_read_only(&path).and_then(|s| s.queue_rows()) else { return };
+    for row in rows {
+        if config.queue(&row.name).is_none() {
+            config.queues.push(crate::config::QueueConfig {
+                name: row.name,
+                address: row.address,
+                templates: row.templates,
+                comment_address: None,
+            });
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod commands;
+pub mod notify;
 
 pub use auth::{AgentProof, AuthContext, Proof, prove_agent};
 pub use commands::{AgentReply, Command, CommandLine, parse_agent_reply};

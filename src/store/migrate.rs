@@ -9,6 +9,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_foundation.sql"),
     include_str!("migrations/0002_daemon.sql"),
     include_str!("migrations/0003_outbox.sql"),
+    include_str!("migrations/0004_agents.sql"),
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<()> {

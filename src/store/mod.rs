@@ -1,6 +1,7 @@
 //! All SQL lives here and in `schema.sql`. The connection belongs to one thread at a time; callers in async code
 //! reach it through `spawn_blocking`, never across an `.await`.
 
+mod agents;
 mod migrate;
 mod outbox;
 mod read;
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode};
 
+pub use agents::{AgentRow, AgentView, QueueRow, RoleView};
 pub use outbox::{Due, NewOutgoing, OutboxCounts, OutboxView, SuppressionView};
 pub use read::{
     ArticleView, AttachmentView, QuarantineView, RuleHitView, StatusCounts, TicketDetail, TicketFilter, TicketSummary,

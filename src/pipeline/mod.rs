@@ -2,6 +2,8 @@
 //! transaction (group commit); each mail has its own savepoint, so one bad mail is quarantined and the rest go on.
 //! The caller acknowledges its source (IMAP move, MTA exit code) only after [`Pipeline::process_batch`] returns.
 
+mod agent;
+
 use std::fmt;
 use std::sync::Arc;
 
@@ -261,6 +263,9 @@ impl Pipeline {
         if is_our_own_mail(mail, &self.signer, &self.own_addresses) {
             return self.quarantine(tx, incoming, "our own outgoing mail came back; not a ticket (loop guard)", now);
         }
+        if let Some(proven) = self.proven_agent(tx, mail)? {
+            return self.agent_mail(tx, incoming, mail, sha, &proven, now);
+        }
         let placement = self.place(tx, mail, now)?;
         let current_queue = match &placement {
             Placement::Existing { ticket, .. } => Some(tx.ticket_state(ticket.id)?.1),
@@ -298,7 +303,11 @@ impl Pipeline {
         let raw_id = tx.insert_raw(&incoming.raw, sha)?;
         let article_id = self.add_article(tx, ticket_id, mail, duplicate_of, raw_id, now)?;
         self.apply_decision(tx, ticket_id, article_id, &decision, current_queue.as_deref(), now)?;
-        self.acknowledge(tx, ticket_id, mail, &decision, matches!(outcome, Outcome::NewTicket { .. }), now)?;
+        let new_ticket = matches!(outcome, Outcome::NewTicket { .. });
+        self.acknowledge(tx, ticket_id, mail, &decision, new_ticket, now)?;
+        if new_ticket || mail.classification == crate::model::Classification::Human {
+            self.notify_queue(tx, ticket_id, mail, new_ticket, now)?;
+        }
         tx.record_ledger(
             &incoming.source,
             incoming.source_key.as_deref(),
