@@ -7,12 +7,12 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fs2::FileExt;
 use rand::Rng;
 use tokio::sync::{Notify, watch};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::cli::{EX_CONFIG, EX_SOFTWARE, EX_TEMPFAIL, Failure};
 use crate::config::{ImapConfig, Secret, TlsMode, read_secret};
@@ -444,7 +444,9 @@ async fn drain(
     stop: &watch::Receiver<bool>,
 ) -> Result<(), ImapError> {
     loop {
+        let started = Instant::now();
         let listed = conn.list().await?;
+        let list_time = started.elapsed();
         write_status(shared, vec![("backlog", listed.len().to_string())]).await.map_err(ImapError::Transient)?;
         if listed.is_empty() || *stop.borrow() {
             return Ok(());
@@ -484,7 +486,11 @@ async fn drain(
                 to_download.push(uid);
             }
         }
-        for (uid, raw) in conn.download(&to_download).await? {
+        let download_started = Instant::now();
+        let downloaded = conn.download(&to_download).await?;
+        let download_time = download_started.elapsed();
+        let download_bytes: usize = downloaded.iter().map(|(_, raw)| raw.len()).sum();
+        for (uid, raw) in downloaded {
             incoming.push((
                 uid,
                 Incoming {
@@ -501,6 +507,7 @@ async fn drain(
         let mailbox = conn.mailbox().to_string();
         let uidvalidity = conn.uidvalidity;
         let last_uid = batch.last().map_or(0, |(uid, _)| *uid);
+        let store_started = Instant::now();
         let outcomes = blocking(move || {
             let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
             let outcomes = pipeline.process_batch(&mut store, &mails)?;
@@ -511,7 +518,9 @@ async fn drain(
         })
         .await?;
         shared.outbox_wake.notify_one();
+        let store_time = store_started.elapsed();
         // Committed: only now may the mail leave the inbox.
+        let move_started = Instant::now();
         let mut processed = already;
         let mut quarantined = Vec::new();
         for (uid, outcome) in uids.iter().zip(&outcomes) {
@@ -520,6 +529,16 @@ async fn drain(
         processed.sort_unstable();
         conn.move_to(&processed, &cfg.processed_mailbox).await?;
         conn.move_to(&quarantined, &cfg.quarantine_mailbox).await?;
+        debug!(
+            mails = batch.len(),
+            bytes = download_bytes,
+            list_ms = list_time.as_millis() as u64,
+            download_ms = download_time.as_millis() as u64,
+            store_ms = store_time.as_millis() as u64,
+            move_ms = move_started.elapsed().as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            "batch done"
+        );
         write_status(shared, vec![("last_fetch", batch.len().to_string())]).await.map_err(ImapError::Transient)?;
     }
 }

@@ -251,9 +251,15 @@ impl Connection {
         let set = uid_set(uids);
         let session = &mut self.session;
         let mut mails: Vec<(u32, Vec<u8>)> = timed("FETCH", COMMAND_TIMEOUT * 3, async {
-            let fetches = session.uid_fetch(&set, "(UID BODY.PEEK[])").await.map_err(transient("UID FETCH"))?;
-            let fetches: Vec<_> = fetches.try_collect().await.map_err(transient("UID FETCH"))?;
-            Ok(fetches.iter().filter_map(|f| Some((f.uid?, f.body()?.to_vec()))).collect())
+            let mut fetches = session.uid_fetch(&set, "(UID BODY.PEEK[])").await.map_err(transient("UID FETCH"))?;
+            // Each response is copied out and dropped as it arrives: the batch is held once, not twice.
+            let mut mails = Vec::with_capacity(uids.len());
+            while let Some(f) = fetches.try_next().await.map_err(transient("UID FETCH"))? {
+                if let (Some(uid), Some(body)) = (f.uid, f.body()) {
+                    mails.push((uid, body.to_vec()));
+                }
+            }
+            Ok(mails)
         })
         .await?;
         mails.sort_unstable_by_key(|(uid, _)| *uid);

@@ -7,7 +7,7 @@ mod agent;
 use std::fmt;
 use std::sync::Arc;
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::model::{InboundMail, Priority, TicketState};
@@ -144,10 +144,12 @@ impl Pipeline {
 
     /// Parses every mail first (pure CPU, no lock held), then stores the batch in one transaction.
     pub fn process_batch(&self, store: &mut Store, batch: &[Incoming]) -> Result<Vec<Outcome>, StoreError> {
+        let started = std::time::Instant::now();
         let parsed: Vec<Option<Result<InboundMail, Rejection>>> = batch
             .iter()
             .map(|m| m.refused.is_none().then(|| parse::parse_mail(&m.raw, &self.setup.config.limits)))
             .collect();
+        let parse_time = started.elapsed();
         let now = (self.clock)();
         let tx = store.begin()?;
         let mut outcomes = Vec::with_capacity(batch.len());
@@ -179,7 +181,15 @@ impl Pipeline {
             info!(outcome = %outcome, "processed");
             outcomes.push(outcome);
         }
+        let write_time = started.elapsed() - parse_time;
         tx.commit()?;
+        debug!(
+            mails = batch.len(),
+            parse_ms = parse_time.as_millis() as u64,
+            write_ms = write_time.as_millis() as u64,
+            commit_ms = (started.elapsed() - parse_time - write_time).as_millis() as u64,
+            "batch stored"
+        );
         Ok(outcomes)
     }
 
