@@ -305,7 +305,7 @@ pub struct ImapConfig {
 }
 
 fn default_batch_bytes() -> usize {
-    16 * 1024 * 1024
+    4 * 1024 * 1024
 }
 fn default_reconnect_max_seconds() -> u64 {
     30

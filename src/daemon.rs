@@ -114,6 +114,8 @@ pub fn run(config_path: &Path) -> Result<(), Failure> {
     let _lock = InstanceLock::acquire(&config.storage.state_dir)?;
     let signer = crate::cli::load_signer(&config)?;
     let store = Store::open(&config.database_path())?;
+    store.manual_checkpoints()?;
+    let _checkpointer = crate::store::Checkpointer::spawn(&config.database_path())?;
     let shared = Arc::new(Shared {
         store: Arc::new(Mutex::new(store)),
         pipeline: RwLock::new(Arc::new(Pipeline::new(setup, signer))),
@@ -436,7 +438,8 @@ async fn check_uidvalidity(shared: &Arc<Shared>, conn: &Connection) -> Result<()
     Ok(())
 }
 
-/// Processes everything waiting in the mailbox, batch by batch.
+/// Processes everything waiting in the mailbox. Batches overlap: while one commits on the blocking pool, the next
+/// is downloaded and parsed (on the other core). A batch leaves the inbox only after its own commit.
 async fn drain(
     shared: &Arc<Shared>,
     cfg: &ImapConfig,
@@ -444,103 +447,130 @@ async fn drain(
     stop: &watch::Receiver<bool>,
 ) -> Result<(), ImapError> {
     loop {
-        let started = Instant::now();
         let listed = conn.list().await?;
-        let list_time = started.elapsed();
         write_status(shared, vec![("backlog", listed.len().to_string())]).await.map_err(ImapError::Transient)?;
         if listed.is_empty() || *stop.borrow() {
             return Ok(());
         }
         let pipeline = shared.pipeline();
         let max_size = pipeline.config().limits.max_message_bytes;
-        let batch = plan_batch(&listed, cfg.batch_size as usize, cfg.batch_bytes, max_size);
-        let keys: Vec<String> = batch.iter().map(|(uid, _)| conn.source_key(*uid)).collect();
+        // Mail committed before a crash or restart but not yet moved: move it, nothing else.
+        let keys: Vec<String> = listed.iter().map(|(uid, _)| conn.source_key(*uid)).collect();
         let store = shared.store.clone();
         let known: HashSet<String> =
             blocking(move || store.lock().unwrap_or_else(|e| e.into_inner()).known_source_keys(&keys)).await?;
+        let (already, todo): (Vec<(u32, u32)>, Vec<(u32, u32)>) =
+            listed.into_iter().partition(|(uid, _)| known.contains(&conn.source_key(*uid)));
+        let already: Vec<u32> = already.into_iter().map(|(uid, _)| uid).collect();
+        conn.move_to(&already, &cfg.processed_mailbox).await?;
 
-        let mut incoming = Vec::with_capacity(batch.len());
-        let mut to_download = Vec::new();
-        let mut already = Vec::new();
-        for &(uid, size) in &batch {
-            let key = conn.source_key(uid);
-            if known.contains(&key) {
-                already.push(uid);
-            } else if size as usize > max_size {
-                // Refused from its size alone: the body is never downloaded (it stays whole in the quarantine folder).
-                incoming.push((
-                    uid,
-                    Incoming {
-                        source: format!("imap:{}/{uid}", conn.mailbox()),
-                        source_key: Some(key),
-                        raw: Vec::new(),
-                        refused: Some(Refusal {
-                            size: size as usize,
-                            reason: format!(
-                                "message is {size} bytes, over the limit of {max_size} (limits.max_message_bytes)"
-                            ),
-                        }),
-                    },
-                ));
-            } else {
-                to_download.push(uid);
+        let mut rest: &[(u32, u32)] = &todo;
+        let mut in_flight: Option<InFlight> = None;
+        let mut handled = already.len();
+        while !rest.is_empty() && !*stop.borrow() {
+            let batch = plan_batch(rest, cfg.batch_size as usize, cfg.batch_bytes, max_size);
+            rest = &rest[batch.len()..];
+            let started = Instant::now();
+            let mails = fetch_batch(conn, &batch, max_size).await?;
+            let download_ms = started.elapsed().as_millis() as u64;
+            let parser = pipeline.clone();
+            let parsing = tokio::task::spawn_blocking(move || {
+                let parsed = parser.parse_batch(&mails.1);
+                (mails, parsed)
+            });
+            if let Some(previous) = in_flight.take() {
+                handled += finish(shared, cfg, conn, previous).await?;
             }
+            let ((uids, mails), parsed) =
+                parsing.await.map_err(|e| ImapError::Transient(format!("parse task: {e}")))?;
+            debug!(mails = uids.len(), download_ms, "batch downloaded and parsed");
+            let store = shared.store.clone();
+            let writer = pipeline.clone();
+            let (mailbox, uidvalidity) = (conn.mailbox().to_string(), conn.uidvalidity);
+            let last_uid = uids.last().copied().unwrap_or(0);
+            let storing = tokio::task::spawn_blocking(move || {
+                let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
+                let outcomes = writer.store_batch(&mut store, &mails, parsed)?;
+                let tx = store.begin()?;
+                tx.set_imap_state(&mailbox, uidvalidity, last_uid)?;
+                tx.commit()?;
+                Ok(outcomes)
+            });
+            in_flight = Some(InFlight { uids, storing });
         }
-        let download_started = Instant::now();
-        let downloaded = conn.download(&to_download).await?;
-        let download_time = download_started.elapsed();
-        let download_bytes: usize = downloaded.iter().map(|(_, raw)| raw.len()).sum();
-        for (uid, raw) in downloaded {
+        if let Some(previous) = in_flight.take() {
+            handled += finish(shared, cfg, conn, previous).await?;
+        }
+        write_status(shared, vec![("last_fetch", handled.to_string())]).await.map_err(ImapError::Transient)?;
+    }
+}
+
+/// A batch whose transaction is running on the blocking pool.
+struct InFlight {
+    uids: Vec<u32>,
+    storing: tokio::task::JoinHandle<Result<Vec<Outcome>, crate::store::StoreError>>,
+}
+
+/// Waits for a batch's commit, then (and only then) moves its mail out of the inbox.
+async fn finish(
+    shared: &Arc<Shared>,
+    cfg: &ImapConfig,
+    conn: &mut Connection,
+    batch: InFlight,
+) -> Result<usize, ImapError> {
+    let outcomes = match batch.storing.await {
+        Ok(Ok(outcomes)) => outcomes,
+        Ok(Err(e)) => return Err(ImapError::Transient(format!("database: {e}"))),
+        Err(e) => return Err(ImapError::Transient(format!("store task failed: {e}"))),
+    };
+    shared.outbox_wake.notify_one();
+    let mut processed = Vec::new();
+    let mut quarantined = Vec::new();
+    for (uid, outcome) in batch.uids.iter().zip(&outcomes) {
+        if matches!(outcome, Outcome::Quarantined { .. }) { quarantined.push(*uid) } else { processed.push(*uid) }
+    }
+    conn.move_to(&processed, &cfg.processed_mailbox).await?;
+    conn.move_to(&quarantined, &cfg.quarantine_mailbox).await?;
+    Ok(batch.uids.len())
+}
+
+/// Downloads one batch; mail over the size limit is refused from its size alone, never downloaded (it stays whole
+/// in the quarantine folder). Returns UIDs and mails in UID order.
+async fn fetch_batch(
+    conn: &mut Connection,
+    batch: &[(u32, u32)],
+    max_size: usize,
+) -> Result<(Vec<u32>, Vec<Incoming>), ImapError> {
+    let mailbox = conn.mailbox().to_string();
+    let source = |uid: u32| format!("imap:{mailbox}/{uid}");
+    let mut incoming: Vec<(u32, Incoming)> = Vec::with_capacity(batch.len());
+    let mut to_download = Vec::new();
+    for &(uid, size) in batch {
+        if size as usize > max_size {
             incoming.push((
                 uid,
                 Incoming {
-                    source: format!("imap:{}/{uid}", conn.mailbox()),
+                    source: source(uid),
                     source_key: Some(conn.source_key(uid)),
-                    raw,
-                    refused: None,
+                    raw: Vec::new(),
+                    refused: Some(Refusal {
+                        size: size as usize,
+                        reason: format!(
+                            "message is {size} bytes, over the limit of {max_size} (limits.max_message_bytes)"
+                        ),
+                    }),
                 },
             ));
+        } else {
+            to_download.push(uid);
         }
-        incoming.sort_by_key(|(uid, _)| *uid);
-        let (uids, mails): (Vec<u32>, Vec<Incoming>) = incoming.into_iter().unzip();
-        let store = shared.store.clone();
-        let mailbox = conn.mailbox().to_string();
-        let uidvalidity = conn.uidvalidity;
-        let last_uid = batch.last().map_or(0, |(uid, _)| *uid);
-        let store_started = Instant::now();
-        let outcomes = blocking(move || {
-            let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
-            let outcomes = pipeline.process_batch(&mut store, &mails)?;
-            let tx = store.begin()?;
-            tx.set_imap_state(&mailbox, uidvalidity, last_uid)?;
-            tx.commit()?;
-            Ok(outcomes)
-        })
-        .await?;
-        shared.outbox_wake.notify_one();
-        let store_time = store_started.elapsed();
-        // Committed: only now may the mail leave the inbox.
-        let move_started = Instant::now();
-        let mut processed = already;
-        let mut quarantined = Vec::new();
-        for (uid, outcome) in uids.iter().zip(&outcomes) {
-            if matches!(outcome, Outcome::Quarantined { .. }) { quarantined.push(*uid) } else { processed.push(*uid) }
-        }
-        processed.sort_unstable();
-        conn.move_to(&processed, &cfg.processed_mailbox).await?;
-        conn.move_to(&quarantined, &cfg.quarantine_mailbox).await?;
-        debug!(
-            mails = batch.len(),
-            bytes = download_bytes,
-            list_ms = list_time.as_millis() as u64,
-            download_ms = download_time.as_millis() as u64,
-            store_ms = store_time.as_millis() as u64,
-            move_ms = move_started.elapsed().as_millis() as u64,
-            total_ms = started.elapsed().as_millis() as u64,
-            "batch done"
-        );
-        write_status(shared, vec![("last_fetch", batch.len().to_string())]).await.map_err(ImapError::Transient)?;
     }
+    for (uid, raw) in conn.download(&to_download).await? {
+        let mail = Incoming { source: source(uid), source_key: Some(conn.source_key(uid)), raw, refused: None };
+        incoming.push((uid, mail));
+    }
+    incoming.sort_by_key(|(uid, _)| *uid);
+    Ok(incoming.into_iter().unzip())
 }
 
 /// The next batch: oldest first, at most `max_count` mails and about `max_bytes` of download (at least one mail).

@@ -99,6 +99,9 @@ impl fmt::Display for Outcome {
     }
 }
 
+/// What [`Pipeline::parse_batch`] made of each mail: `None` for mail the source refused before download.
+pub type Parsed = Vec<Option<Result<InboundMail, Rejection>>>;
+
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 pub struct Pipeline {
@@ -144,12 +147,27 @@ impl Pipeline {
 
     /// Parses every mail first (pure CPU, no lock held), then stores the batch in one transaction.
     pub fn process_batch(&self, store: &mut Store, batch: &[Incoming]) -> Result<Vec<Outcome>, StoreError> {
-        let started = std::time::Instant::now();
-        let parsed: Vec<Option<Result<InboundMail, Rejection>>> = batch
+        let parsed = self.parse_batch(batch);
+        self.store_batch(store, batch, parsed)
+    }
+
+    /// The pure half of a batch: parsing needs no lock, so the daemon runs it for the next batch while the store
+    /// commits the previous one.
+    pub fn parse_batch(&self, batch: &[Incoming]) -> Parsed {
+        batch
             .iter()
             .map(|m| m.refused.is_none().then(|| parse::parse_mail(&m.raw, &self.setup.config.limits)))
-            .collect();
-        let parse_time = started.elapsed();
+            .collect()
+    }
+
+    /// The writing half: one transaction for the batch, a savepoint per mail.
+    pub fn store_batch(
+        &self,
+        store: &mut Store,
+        batch: &[Incoming],
+        parsed: Parsed,
+    ) -> Result<Vec<Outcome>, StoreError> {
+        let started = std::time::Instant::now();
         let now = (self.clock)();
         let tx = store.begin()?;
         let mut outcomes = Vec::with_capacity(batch.len());
@@ -181,13 +199,12 @@ impl Pipeline {
             info!(outcome = %outcome, "processed");
             outcomes.push(outcome);
         }
-        let write_time = started.elapsed() - parse_time;
+        let write_time = started.elapsed();
         tx.commit()?;
         debug!(
             mails = batch.len(),
-            parse_ms = parse_time.as_millis() as u64,
             write_ms = write_time.as_millis() as u64,
-            commit_ms = (started.elapsed() - parse_time - write_time).as_millis() as u64,
+            commit_ms = (started.elapsed() - write_time).as_millis() as u64,
             "batch stored"
         );
         Ok(outcomes)
