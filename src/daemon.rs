@@ -459,7 +459,7 @@ async fn drain(
         let store = shared.store.clone();
         let known: HashSet<String> =
             blocking(move || store.lock().unwrap_or_else(|e| e.into_inner()).known_source_keys(&keys)).await?;
-        let (already, todo): (Vec<(u32, u32)>, Vec<(u32, u32)>) =
+        let (already, todo): (Listed, Listed) =
             listed.into_iter().partition(|(uid, _)| known.contains(&conn.source_key(*uid)));
         let already: Vec<u32> = already.into_iter().map(|(uid, _)| uid).collect();
         conn.move_to(&already, &cfg.processed_mailbox).await?;
@@ -504,6 +504,9 @@ async fn drain(
         write_status(shared, vec![("last_fetch", handled.to_string())]).await.map_err(ImapError::Transient)?;
     }
 }
+
+/// Mail in the mailbox as `(uid, size)`.
+type Listed = Vec<(u32, u32)>;
 
 /// A batch whose transaction is running on the blocking pool.
 struct InFlight {
