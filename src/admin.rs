@@ -27,7 +27,7 @@ pub fn agent(config_path: &Path, command: AgentCommand) -> Result<(), Failure> {
                 tx.give_role(&address, role)?;
             }
             tx.commit()?;
-            println!("agent {} ({name}) with roles: {}", address.to_ascii_lowercase(), roles.join(", "));
+            crate::say!("agent {} ({name}) with roles: {}", address.to_ascii_lowercase(), roles.join(", "));
         }
         AgentCommand::List { json } => {
             let agents = store.agent_list()?;
@@ -36,7 +36,7 @@ pub fn agent(config_path: &Path, command: AgentCommand) -> Result<(), Failure> {
             } else {
                 for a in agents {
                     let off: Vec<&str> = a.notify.iter().filter(|(_, on)| !on).map(|(e, _)| e.as_str()).collect();
-                    println!(
+                    crate::say!(
                         "{:<32} {:<20} {:<8} roles: {:<20} queues: {}{}",
                         a.address,
                         a.name,
@@ -63,7 +63,7 @@ pub fn agent(config_path: &Path, command: AgentCommand) -> Result<(), Failure> {
             }
             tx.set_agent_notify(&address, &event, matches!(setting, OnOff::On))?;
             tx.commit()?;
-            println!("{address}: {event} notifications {}", if matches!(setting, OnOff::On) { "on" } else { "off" });
+            crate::say!("{address}: {event} notifications {}", if matches!(setting, OnOff::On) { "on" } else { "off" });
         }
     }
     Ok(())
@@ -75,7 +75,7 @@ fn set_enabled(store: &mut crate::store::Store, address: &str, enabled: bool) ->
         return Err(Failure::new(EX_NOINPUT, format!("no agent {address}")));
     }
     tx.commit()?;
-    println!("{address} {}", if enabled { "enabled" } else { "disabled" });
+    crate::say!("{address} {}", if enabled { "enabled" } else { "disabled" });
     Ok(())
 }
 
@@ -95,7 +95,7 @@ pub fn role(config_path: &Path, command: RoleCommand) -> Result<(), Failure> {
                 tx.grant_queue(&name, q)?;
             }
             tx.commit()?;
-            println!("role {name} grants: {}", queues.join(", "));
+            crate::say!("role {name} grants: {}", queues.join(", "));
         }
         RoleCommand::Give { role, agent } => {
             let tx = store.begin()?;
@@ -104,7 +104,7 @@ pub fn role(config_path: &Path, command: RoleCommand) -> Result<(), Failure> {
             }
             tx.give_role(&agent, &role)?;
             tx.commit()?;
-            println!("{agent} now has role {role}");
+            crate::say!("{agent} now has role {role}");
         }
         RoleCommand::List { json } => {
             let roles = store.role_list()?;
@@ -112,7 +112,7 @@ pub fn role(config_path: &Path, command: RoleCommand) -> Result<(), Failure> {
                 print_json(&roles);
             } else {
                 for r in roles {
-                    println!("{:<20} queues: {:<30} agents: {}", r.name, r.queues.join(","), r.agents.join(","));
+                    crate::say!("{:<20} queues: {:<30} agents: {}", r.name, r.queues.join(","), r.agents.join(","));
                 }
             }
         }
@@ -135,7 +135,7 @@ pub fn queue(config_path: &Path, command: QueueCommand) -> Result<(), Failure> {
             let tx = store.begin()?;
             tx.upsert_queue(&name, address.as_deref(), templates.as_deref())?;
             tx.commit()?;
-            println!("queue {name} added");
+            crate::say!("queue {name} added");
         }
         QueueCommand::List { json } => {
             let roles = store.role_list()?;
@@ -161,7 +161,7 @@ pub fn queue(config_path: &Path, command: QueueCommand) -> Result<(), Failure> {
                 print_json(&rows);
             } else {
                 for q in rows {
-                    println!(
+                    crate::say!(
                         "{:<14} {:<30} templates {:<10} members: {}",
                         q["name"].as_str().unwrap_or(""),
                         q["address"].as_str().unwrap_or(""),

@@ -352,7 +352,7 @@ fn flush(pipeline: &Pipeline, store: &mut Store, batch: &mut Vec<Incoming>) -> R
     }
     let outcomes = pipeline.process_batch(store, batch)?;
     for (mail, outcome) in batch.iter().zip(outcomes) {
-        println!("{}: {outcome}", mail.source);
+        crate::say!("{}: {outcome}", mail.source);
     }
     batch.clear();
     Ok(())
@@ -367,16 +367,25 @@ fn ticket(config_path: &Path, command: TicketCommand) -> Result<(), Failure> {
             if json {
                 print_json(&tickets);
             } else if tickets.is_empty() {
-                println!("no tickets");
+                crate::say!("no tickets");
             } else {
-                println!(
+                crate::say!(
                     "{:<18} {:<8} {:<12} {:<9} {:<28} SUBJECT",
-                    "NUMBER", "STATE", "QUEUE", "PRIORITY", "CUSTOMER"
+                    "NUMBER",
+                    "STATE",
+                    "QUEUE",
+                    "PRIORITY",
+                    "CUSTOMER"
                 );
                 for t in tickets {
-                    println!(
+                    crate::say!(
                         "{:<18} {:<8} {:<12} {:<9} {:<28} {}",
-                        t.number, t.state, t.queue, t.priority, t.customer, t.subject
+                        t.number,
+                        t.state,
+                        t.queue,
+                        t.priority,
+                        t.customer,
+                        t.subject
                     );
                 }
             }
@@ -387,7 +396,7 @@ fn ticket(config_path: &Path, command: TicketCommand) -> Result<(), Failure> {
             if json {
                 print_json(&detail);
             } else {
-                print!("{}", crate::report::ticket_text(&detail));
+                crate::say_raw!("{}", crate::report::ticket_text(&detail));
             }
         }
     }
@@ -397,10 +406,10 @@ fn ticket(config_path: &Path, command: TicketCommand) -> Result<(), Failure> {
 fn check(config_path: &Path) -> Result<(), Failure> {
     let setup = load_setup(config_path)?;
     let c = &setup.config;
-    println!("{}: ok", config_path.display());
-    println!("  rules:     {} rules in {}", setup.rules.len(), c.rules.dir.display());
-    println!("  templates: sets {} in {}", setup.templates.sets().join(", "), c.templates.dir.display());
-    println!("  queues:    {}", c.queue_names().join(", "));
+    crate::say!("{}: ok", config_path.display());
+    crate::say!("  rules:     {} rules in {}", setup.rules.len(), c.rules.dir.display());
+    crate::say!("  templates: sets {} in {}", setup.templates.sets().join(", "), c.templates.dir.display());
+    crate::say!("  queues:    {}", c.queue_names().join(", "));
     Ok(())
 }
 
@@ -410,9 +419,9 @@ fn rules_check(config_path: &Path, dir: Option<&Path>) -> Result<(), Failure> {
     let dir = dir.map(Path::to_path_buf).unwrap_or_else(|| config.rules.dir.clone());
     match Setup::load_rules(&config, templates.as_ref(), &dir) {
         Ok(rules) => {
-            println!("{}: ok, {} rules", dir.display(), rules.len());
+            crate::say!("{}: ok, {} rules", dir.display(), rules.len());
             for (file, name) in rules.rule_names() {
-                println!("  {file}: {name}");
+                crate::say!("  {file}: {name}");
             }
             Ok(())
         }
@@ -446,11 +455,11 @@ fn rules_test(config_path: &Path, mail_path: &Path, dir: Option<&Path>, json: bo
         }));
     } else {
         match &current_queue {
-            Some((number, queue)) => println!("follow-up on ticket {number} (queue {queue})"),
-            None => println!("new ticket"),
+            Some((number, queue)) => crate::say!("follow-up on ticket {number} (queue {queue})"),
+            None => crate::say!("new ticket"),
         }
-        println!("classification: {}", mail.classification.as_str());
-        print!("{explanation}");
+        crate::say!("classification: {}", mail.classification.as_str());
+        crate::say_raw!("{explanation}");
     }
     Ok(())
 }
@@ -475,7 +484,7 @@ fn status(config_path: &Path, json: bool) -> Result<(), Failure> {
     if json {
         print_json(&serde_json::json!({ "running": running, "counts": counts, "outbox": outbox }));
     } else {
-        print!("{}", crate::report::status_text(&counts, &outbox, running, chrono::Utc::now().timestamp()));
+        crate::say_raw!("{}", crate::report::status_text(&counts, &outbox, running, chrono::Utc::now().timestamp()));
     }
     Ok(())
 }
@@ -489,12 +498,12 @@ fn outbox(config_path: &Path, command: OutboxCommand) -> Result<(), Failure> {
             if json {
                 print_json(&rows);
             } else if rows.is_empty() {
-                println!("outbox is empty");
+                crate::say!("outbox is empty");
             } else {
                 for r in rows {
                     let error = r.last_error.as_deref().map(|e| format!("  last error: {e}")).unwrap_or_default();
                     let bounced = r.bounced.as_deref().map(|b| format!("  BOUNCED: {b}")).unwrap_or_default();
-                    println!(
+                    crate::say!(
                         "#{:<5} {:<7} {:<16} ticket {:<18} to {}  attempts {}{error}{bounced}",
                         r.id,
                         r.state,
@@ -513,7 +522,7 @@ fn outbox(config_path: &Path, command: OutboxCommand) -> Result<(), Failure> {
             if !found {
                 return Err(Failure::new(EX_NOINPUT, format!("no unsent outbox row {id}")));
             }
-            println!("outbox #{id} queued for sending now");
+            crate::say!("outbox #{id} queued for sending now");
         }
     }
     Ok(())
@@ -528,10 +537,10 @@ fn suppress(config_path: &Path, command: SuppressCommand) -> Result<(), Failure>
             if json {
                 print_json(&rows);
             } else if rows.is_empty() {
-                println!("no suppressed addresses");
+                crate::say!("no suppressed addresses");
             } else {
                 for r in rows {
-                    println!("{:<40} {}  since {}", r.address, r.reason, crate::report::format_time(r.created_at));
+                    crate::say!("{:<40} {}  since {}", r.address, r.reason, crate::report::format_time(r.created_at));
                 }
             }
         }
@@ -542,7 +551,7 @@ fn suppress(config_path: &Path, command: SuppressCommand) -> Result<(), Failure>
             if !found {
                 return Err(Failure::new(EX_NOINPUT, format!("{address} is not suppressed")));
             }
-            println!("{address} removed from the hard-bounce list");
+            crate::say!("{address} removed from the hard-bounce list");
         }
     }
     Ok(())
@@ -556,12 +565,12 @@ fn quarantine_list(config_path: &Path, limit: u32, json: bool) -> Result<(), Fai
         print_json(&items);
     } else {
         for q in items {
-            println!("#{:<5} {:>10} bytes  {}  {}", q.id, q.size, q.source, q.reason);
+            crate::say!("#{:<5} {:>10} bytes  {}  {}", q.id, q.size, q.source, q.reason);
         }
     }
     Ok(())
 }
 
 pub fn print_json<T: serde::Serialize>(value: &T) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")));
+    crate::say!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")));
 }

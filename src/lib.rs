@@ -5,6 +5,20 @@
 //! and from the store's outbox -> [`outbound`] render -> send over SMTP.
 #![forbid(unsafe_code)]
 
+/// Prints a line to stdout, ignoring write errors: `postdesk ticket list | head` must end quietly when the reader
+/// goes away, not panic on the broken pipe.
+#[macro_export]
+macro_rules! say {
+    () => {{ let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), b"\n"); }};
+    ($($arg:tt)*) => {{ let _ = std::io::Write::write_fmt(&mut std::io::stdout().lock(), format_args!("{}\n", format_args!($($arg)*))); }};
+}
+
+/// Like [`say!`] without the newline.
+#[macro_export]
+macro_rules! say_raw {
+    ($($arg:tt)*) => {{ let _ = std::io::Write::write_fmt(&mut std::io::stdout().lock(), format_args!($($arg)*)); }};
+}
+
 pub mod admin;
 pub mod agents;
 pub mod cli;

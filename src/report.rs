@@ -77,7 +77,7 @@ pub fn status_text(s: &StatusCounts, outbox: &OutboxCounts, running: bool, now: 
     if !running {
         let _ = writeln!(out, "daemon:      NOT RUNNING (no `postdesk run` holds the state directory)");
     }
-    let fact = |key: &str| s.daemon.iter().find(|(k, _, _)| k == key).map(|(_, v, at)| (v.as_str(), *at));
+    let fact = |key: &str| s.daemon.get(key).map(|f| (f.value.as_str(), f.updated_at));
     match fact("connected") {
         _ if !running => {}
         Some(("yes", at)) => {

@@ -96,6 +96,13 @@ pub struct QuarantineView {
     pub created_at: i64,
 }
 
+#[derive(Debug, Clone, Serialize)]
+pub struct DaemonFact {
+    pub value: String,
+    /// When the daemon wrote it (Unix seconds): for `connected`, since when.
+    pub updated_at: i64,
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct StatusCounts {
     pub tickets: i64,
@@ -104,8 +111,8 @@ pub struct StatusCounts {
     pub ingested: i64,
     pub duplicates: i64,
     pub quarantined: i64,
-    /// Daemon facts as `key -> (value, updated_at)`: connected, last_fetch, backlog, …
-    pub daemon: Vec<(String, String, i64)>,
+    /// What the daemon last reported, by key: connected, server, last_error, last_fetch, backlog.
+    pub daemon: std::collections::BTreeMap<String, DaemonFact>,
 }
 
 const SUMMARY_COLUMNS: &str = "t.number, t.subject, t.state, t.queue, t.priority, t.customer, t.owner, \
@@ -294,7 +301,9 @@ impl Store {
     pub fn status_counts(&self) -> Result<StatusCounts> {
         let count = |sql: &str| -> Result<i64> { Ok(self.conn.query_row(sql, [], |r| r.get(0))?) };
         let mut stmt = self.conn.prepare("SELECT key, value, updated_at FROM daemon_status ORDER BY key")?;
-        let daemon = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<rusqlite::Result<_>>()?;
+        let daemon = stmt
+            .query_map([], |r| Ok((r.get(0)?, DaemonFact { value: r.get(1)?, updated_at: r.get(2)? })))?
+            .collect::<rusqlite::Result<_>>()?;
         Ok(StatusCounts {
             tickets: count("SELECT count(*) FROM tickets")?,
             open_tickets: count("SELECT count(*) FROM tickets WHERE state IN ('new', 'open', 'pending')")?,
