@@ -177,3 +177,27 @@ pub fn queue(config_path: &Path, command: QueueCommand) -> Result<(), Failure> {
     }
     Ok(())
 }
+
+/// Applies the config's `[[role]]` and `[[agent]]` entries to the database (idempotent).
+pub fn seed_from_config(
+    store: &mut crate::store::Store,
+    config: &crate::config::Config,
+) -> Result<(), crate::store::StoreError> {
+    if config.seed_roles.is_empty() && config.seed_agents.is_empty() {
+        return Ok(());
+    }
+    let tx = store.begin()?;
+    for role in &config.seed_roles {
+        tx.upsert_role(&role.name)?;
+        for q in &role.queues {
+            tx.grant_queue(&role.name, q)?;
+        }
+    }
+    for agent in &config.seed_agents {
+        tx.upsert_agent(&agent.address, &agent.name, now())?;
+        for role in &agent.roles {
+            tx.give_role(&agent.address, role)?;
+        }
+    }
+    tx.commit()
+}

@@ -328,6 +328,7 @@ const INGEST_BATCH: usize = 64;
 fn ingest(config_path: &Path, files: &[PathBuf]) -> Result<(), Failure> {
     let setup = load_setup(config_path)?;
     let mut store = open_store(&setup.config)?;
+    crate::admin::seed_from_config(&mut store, &setup.config)?;
     let signer = load_signer(&setup.config)?;
     let pipeline = Pipeline::new(setup, signer);
     let inputs: Vec<Input> =

@@ -45,6 +45,13 @@ pub struct Config {
     pub smtp: Option<SmtpConfig>,
     #[serde(default)]
     pub queues: Vec<QueueConfig>,
+    /// Roles to create or extend when postdesk starts (optional: `postdesk role` does the same).
+    #[serde(default, rename = "role")]
+    pub seed_roles: Vec<RoleSeed>,
+    /// Agents to create or update when postdesk starts (optional: `postdesk agent` does the same). Agents added from
+    /// the CLI are left alone, and seeding never re-enables a disabled agent.
+    #[serde(default, rename = "agent")]
+    pub seed_agents: Vec<AgentSeed>,
     /// Where this config was read from; relative paths in it are resolved against its directory.
     #[serde(skip)]
     pub source: PathBuf,
@@ -357,6 +364,22 @@ fn default_retry_max_seconds() -> u64 {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RoleSeed {
+    pub name: String,
+    pub queues: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSeed {
+    pub address: String,
+    pub name: String,
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct QueueConfig {
     pub name: String,
     /// The queue's own address: replies for its tickets are sent from it.
@@ -440,6 +463,24 @@ impl Config {
         names.sort_unstable();
         if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
             return bad("queues", format!("queue \"{}\" is defined twice; give each [[queues]] a unique name", w[0]));
+        }
+        let queues = self.queue_names();
+        for role in &self.seed_roles {
+            if let Some(q) = role.queues.iter().find(|q| !queues.contains(q)) {
+                return bad(
+                    "role",
+                    format!(
+                        "role \"{}\" grants queue \"{q}\", which is not defined; known: {}",
+                        role.name,
+                        queues.join(", ")
+                    ),
+                );
+            }
+        }
+        for agent in &self.seed_agents {
+            if !agent.address.contains('@') {
+                return bad("agent", format!("\"{}\" is not a mail address", agent.address));
+            }
         }
         if let Some(imap) = &self.imap {
             if imap.tls == TlsMode::Plain && !is_loopback(&imap.host) {

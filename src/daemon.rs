@@ -113,7 +113,8 @@ pub fn run(config_path: &Path) -> Result<(), Failure> {
     };
     let _lock = InstanceLock::acquire(&config.storage.state_dir)?;
     let signer = crate::cli::load_signer(&config)?;
-    let store = Store::open(&config.database_path())?;
+    let mut store = Store::open(&config.database_path())?;
+    crate::admin::seed_from_config(&mut store, &config)?;
     store.manual_checkpoints()?;
     let _checkpointer = crate::store::Checkpointer::spawn(&config.database_path())?;
     let shared = Arc::new(Shared {

@@ -207,3 +207,33 @@ fn a_broken_template_or_an_undefined_variable_is_refused_by_check_with_file_and_
         assert!(line.parse::<usize>().is_ok(), "a line number: {err}");
     }
 }
+
+#[test]
+fn config_seeded_agents_are_notified_and_a_rules_notify_list_is_told_too() {
+    let env = Env::with_extra(&format!(
+        "{SMTP}[[queues]]\nname = \"billing\"\n[[role]]\nname = \"first-level\"\nqueues = [\"support\"]\n\
+         [[agent]]\naddress = \"Agent1@example.test\"\nname = \"Agent One\"\nroles = [\"first-level\"]\n"
+    ));
+    std::fs::write(
+        env.dir.path().join("rules/50-boss.toml"),
+        "[[rule]]\nname = \"tell the boss\"\n[rule.when]\nsubject = { contains = \"fire\" }\n[rule.then]\nnotify = [\"boss@example.test\"]\n",
+    )
+    .unwrap();
+    env.ingest_bytes(&fixture("new-ticket.eml"));
+    let agents = stdout(&env.run(&["agent", "list"]));
+    assert!(agents.contains("agent1@example.test") && agents.contains("first-level"), "{agents}");
+    let rows = outbox(&env);
+    let to = |kind: &str| -> Vec<String> {
+        rows.iter().filter(|r| r["kind"] == kind).map(|r| r["recipients"][0].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(to("acknowledgement"), vec!["alice@customer.example"]);
+    let mut notified = to("notification");
+    notified.sort();
+    assert_eq!(notified, vec!["agent1@example.test", "boss@example.test"]);
+    let raw = queued_raw(
+        &env,
+        rows.iter().find(|r| r["recipients"][0] == "agent1@example.test").unwrap()["message_id"].as_str().unwrap(),
+    );
+    assert!(raw.contains("Reply-To: <support+T") || raw.contains("Reply-To: support+T"), "signed reply address: {raw}");
+    assert!(raw.contains("Auto-Submitted: auto-generated"), "{raw}");
+}

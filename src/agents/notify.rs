@@ -51,6 +51,8 @@ pub enum Whom<'a> {
     Queue,
     /// One agent (assignment, lock timeout), if they want it.
     Agent(&'a str),
+    /// Extra addresses a routing rule names (`notify = [...]`): told always, whoever they are.
+    Addresses(&'a [String]),
 }
 
 pub struct Notice<'a> {
@@ -80,6 +82,9 @@ pub fn notify(
             Some(a) if a.enabled && tx.agent_wants(address, event.key(), default)? => vec![a],
             _ => Vec::new(),
         },
+        Whom::Addresses(list) => {
+            list.iter().map(|a| AgentRow { address: a.to_ascii_lowercase(), name: a.clone(), enabled: true }).collect()
+        }
     };
     let mut sent = 0;
     for agent in agents.iter().filter(|a| except.is_none_or(|e| !e.eq_ignore_ascii_case(&a.address))) {

@@ -364,6 +364,7 @@ impl Pipeline {
         ticket_id: i64,
         mail: &InboundMail,
         new_ticket: bool,
+        extra: &[String],
         now: i64,
     ) -> Result<(), StoreError> {
         let facts = tx.ticket_facts(ticket_id)?;
@@ -374,6 +375,9 @@ impl Pipeline {
         let notice = Notice { ticket: &facts, article, customer, in_reply_to: mail.message_id.clone() };
         let event = if new_ticket { Event::NewTicket } else { Event::FollowUp };
         notify(&responder, tx, &notice, event, Whom::Queue, None, now)?;
+        if !extra.is_empty() {
+            notify(&responder, tx, &notice, event, Whom::Addresses(extra), None, now)?;
+        }
         Ok(())
     }
 }

@@ -333,7 +333,7 @@ impl Pipeline {
         let new_ticket = matches!(outcome, Outcome::NewTicket { .. });
         self.acknowledge(tx, ticket_id, mail, &decision, new_ticket, now)?;
         if new_ticket || mail.classification == crate::model::Classification::Human {
-            self.notify_queue(tx, ticket_id, mail, new_ticket, now)?;
+            self.notify_queue(tx, ticket_id, mail, new_ticket, &decision.notify, now)?;
         }
         tx.record_ledger(
             &incoming.source,
