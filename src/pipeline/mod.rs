@@ -16,7 +16,7 @@ use crate::parse::{self, Rejection};
 use crate::respond::{ReplyOutcome, Responder};
 use crate::rules::{AutoReply, Decision, RouteContext};
 use crate::setup::Setup;
-use crate::store::{NewArticle, NewTicket, Store, StoreError, Tx, sha256_hex};
+use crate::store::{LedgerEntry, NewArticle, NewTicket, Store, StoreError, Tx, sha256_hex};
 use crate::thread::{self, Resolution, ThreadLookup, TicketRef, Via};
 use crate::token::TokenFormat;
 
@@ -39,6 +39,11 @@ pub struct Refusal {
 }
 
 impl Incoming {
+    /// A ledger row for this mail, to fill in with what became of it.
+    pub fn ledger(&self) -> LedgerEntry<'_> {
+        LedgerEntry { source: &self.source, source_key: self.source_key.as_deref(), ..LedgerEntry::default() }
+    }
+
     pub fn new(source: impl Into<String>, raw: Vec<u8>) -> Self {
         Incoming { source: source.into(), source_key: None, raw, refused: None }
     }
@@ -225,31 +230,14 @@ impl Pipeline {
         if let Some(refusal) = &incoming.refused {
             let id = tx.quarantine(&refusal.reason, &incoming.source, None, refusal.size, None, now)?;
             tx.record_ledger(
-                &incoming.source,
-                incoming.source_key.as_deref(),
-                "",
-                None,
-                "quarantined",
-                None,
-                None,
-                Some(id),
+                &LedgerEntry { outcome: "quarantined", quarantine_id: Some(id), ..incoming.ledger() },
                 now,
             )?;
             return Ok(Outcome::Quarantined { id, reason: refusal.reason.clone() });
         }
         let sha = sha256_hex(&incoming.raw);
         if let Some(hit) = tx.ledger_by_sha256(&sha)? {
-            tx.record_ledger(
-                &incoming.source,
-                incoming.source_key.as_deref(),
-                &sha,
-                None,
-                "duplicate",
-                None,
-                None,
-                None,
-                now,
-            )?;
+            tx.record_ledger(&LedgerEntry { outcome: "duplicate", sha256: &sha, ..incoming.ledger() }, now)?;
             return Ok(Outcome::Duplicate { number: hit.ticket_number });
         }
         let mail = match parsed {
@@ -264,14 +252,7 @@ impl Pipeline {
         let sha = sha256_hex(&incoming.raw);
         let id = tx.quarantine(reason, &incoming.source, Some(&sha), incoming.raw.len(), Some(&incoming.raw), now)?;
         tx.record_ledger(
-            &incoming.source,
-            incoming.source_key.as_deref(),
-            &sha,
-            None,
-            "quarantined",
-            None,
-            None,
-            Some(id),
+            &LedgerEntry { outcome: "quarantined", sha256: &sha, quarantine_id: Some(id), ..incoming.ledger() },
             now,
         )?;
         warn!(reason, "quarantined");
@@ -336,14 +317,14 @@ impl Pipeline {
             self.notify_queue(tx, ticket_id, mail, new_ticket, &decision.notify, now)?;
         }
         tx.record_ledger(
-            &incoming.source,
-            incoming.source_key.as_deref(),
-            sha,
-            mail.message_id.as_deref(),
-            "stored",
-            Some(ticket_id),
-            Some(article_id),
-            None,
+            &LedgerEntry {
+                outcome: "stored",
+                sha256: sha,
+                message_id: mail.message_id.as_deref(),
+                ticket_id: Some(ticket_id),
+                article_id: Some(article_id),
+                ..incoming.ledger()
+            },
             now,
         )?;
         Ok(outcome)

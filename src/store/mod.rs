@@ -17,7 +17,7 @@ pub use outbox::{Due, NewOutgoing, OutboxCounts, OutboxView, SuppressionView};
 pub use read::{
     ArticleView, AttachmentView, QuarantineView, RuleHitView, StatusCounts, TicketDetail, TicketFilter, TicketSummary,
 };
-pub use write::{NewArticle, NewTicket, Tx};
+pub use write::{LedgerEntry, NewArticle, NewTicket, Tx};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

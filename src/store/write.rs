@@ -46,6 +46,20 @@ pub struct NewArticle<'a> {
     pub received_at: i64,
 }
 
+/// One row of the ingest ledger: what became of one mail from one source.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LedgerEntry<'a> {
+    pub source: &'a str,
+    pub source_key: Option<&'a str>,
+    pub sha256: &'a str,
+    pub message_id: Option<&'a str>,
+    /// stored | duplicate | quarantined
+    pub outcome: &'a str,
+    pub ticket_id: Option<i64>,
+    pub article_id: Option<i64>,
+    pub quarantine_id: Option<i64>,
+}
+
 /// What the ledger already knows about a mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerHit {
@@ -318,23 +332,21 @@ impl<'c> Tx<'c> {
         Ok(self.tx.last_insert_rowid())
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub fn record_ledger(
-        &self,
-        source: &str,
-        source_key: Option<&str>,
-        sha256: &str,
-        message_id: Option<&str>,
-        outcome: &str,
-        ticket_id: Option<i64>,
-        article_id: Option<i64>,
-        quarantine_id: Option<i64>,
-        now: i64,
-    ) -> Result<()> {
+    pub fn record_ledger(&self, e: &LedgerEntry<'_>, now: i64) -> Result<()> {
         self.tx.execute(
             "INSERT INTO ingest_ledger (source, source_key, sha256, message_id, outcome, ticket_id, article_id, \
              quarantine_id, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![source, source_key, sha256, message_id, outcome, ticket_id, article_id, quarantine_id, now],
+            params![
+                e.source,
+                e.source_key,
+                e.sha256,
+                e.message_id,
+                e.outcome,
+                e.ticket_id,
+                e.article_id,
+                e.quarantine_id,
+                now
+            ],
         )?;
         Ok(())
     }
