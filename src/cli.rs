@@ -105,6 +105,8 @@ pub enum TicketCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The exact bytes of an article's mail as it arrived (article ids are in `ticket show`).
+    Raw { article: i64 },
 }
 
 #[derive(Subcommand)]
@@ -390,6 +392,12 @@ fn ticket(config_path: &Path, command: TicketCommand) -> Result<(), Failure> {
                     );
                 }
             }
+        }
+        TicketCommand::Raw { article } => {
+            let raw = store.raw_message(article)?.ok_or_else(|| {
+                Failure::new(EX_NOINPUT, format!("article {article} has no stored mail (or does not exist)"))
+            })?;
+            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), &raw);
         }
         TicketCommand::Show { number, json } => {
             let detail =

@@ -531,7 +531,7 @@ async fn finish(
     let mut processed = Vec::new();
     let mut quarantined = Vec::new();
     for (uid, outcome) in batch.uids.iter().zip(&outcomes) {
-        if matches!(outcome, Outcome::Quarantined { .. }) { quarantined.push(*uid) } else { processed.push(*uid) }
+        if outcome.is_quarantined() { quarantined.push(*uid) } else { processed.push(*uid) }
     }
     conn.move_to(&processed, &cfg.processed_mailbox).await?;
     conn.move_to(&quarantined, &cfg.quarantine_mailbox).await?;

@@ -56,6 +56,9 @@ fn new_mail_opens_a_ticket_and_replies_thread_by_token_and_by_references() {
     let visible = articles[1]["visible_text"].as_str().unwrap();
     assert_eq!(visible, "It is still burning.");
     assert!(articles[1]["body_text"].as_str().unwrap().contains("> the printer"));
+    // The exact bytes are kept and can be had back.
+    let raw = env.run(&["ticket", "raw", &articles[0]["id"].to_string()]);
+    assert_eq!(raw.stdout, fixture("new-ticket.eml"));
     assert_eq!(env.tickets().len(), 1);
 }
 

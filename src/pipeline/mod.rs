@@ -74,7 +74,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// Whether the source may drop (move away) the mail: true for every outcome, because quarantine keeps it too.
+    /// Quarantined mail goes to the source's quarantine folder; everything else to the processed folder.
     pub fn is_quarantined(&self) -> bool {
         matches!(self, Outcome::Quarantined { .. })
     }

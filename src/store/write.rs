@@ -351,17 +351,6 @@ impl<'c> Tx<'c> {
         Ok(())
     }
 
-    /// Moves a source key to a new identity (IMAP UIDVALIDITY change re-matched by content).
-    pub fn rekey_ledger(&self, sha256: &str, message_id: Option<&str>, new_key: &str) -> Result<bool> {
-        let changed = self.tx.execute(
-            "UPDATE ingest_ledger SET source_key = ?3 WHERE id = (SELECT id FROM ingest_ledger \
-             WHERE sha256 = ?1 AND message_id IS ?2 AND outcome <> 'duplicate' ORDER BY id LIMIT 1) \
-             AND NOT EXISTS (SELECT 1 FROM ingest_ledger WHERE source_key = ?3)",
-            params![sha256, message_id, new_key],
-        )?;
-        Ok(changed > 0)
-    }
-
     pub fn imap_state(&self, mailbox: &str) -> Result<Option<(u32, u32)>> {
         Ok(self
             .tx
