@@ -67,6 +67,16 @@ name = "sales"
 
 [[queues]]
 name = "vip"
+
+# Agent One works support and billing: she is notified and can answer by mail.
+[[role]]
+name = "first-level"
+queues = ["support", "billing"]
+
+[[agent]]
+address = "agent1@example.test"
+name = "Agent One"
+roles = ["first-level"]
 TOML
 "$pd" --config "$demo/postdesk.toml" check
 
@@ -119,6 +129,50 @@ say "Alice's own mailbox received postdesk's acknowledgement (through Postfix):"
 ack=$(bash scripts/mailstack.sh fetch "$demo/stack" customer@example.test | head -1)
 grep -E '^(From|To|Subject|Message-ID|In-Reply-To|Auto-Submitted):' "$ack" || true
 echo "  ... ($(bash scripts/mailstack.sh count "$demo/stack" customer@example.test) mails in her INBOX; the out-of-office got no reply)"
+
+say "Agent One was notified; the notification's Reply-To is signed for her and this ticket"
+note=
+for _ in $(seq 1 100); do
+  for f in $(bash scripts/mailstack.sh fetch "$demo/stack" agent1@example.test); do
+    grep -q "^Subject:.*$first" "$f" && note=$f && break
+  done
+  [[ -n "$note" ]] && break
+  sleep 0.1
+done
+[[ -n "$note" ]] || { echo "demo.sh: no notification for agent1" >&2; exit 1; }
+grep -E '^(From|To|Subject|Reply-To|Message-ID|Auto-Submitted):' "$note"
+reply_to=$(grep -m1 -i '^Reply-To:' "$note" | sed 's/^[^:]*: *//; s/.*<//; s/>.*//')
+note_id=$(grep -m1 -i '^Message-ID:' "$note" | sed 's/^[^:]*: *//')
+
+say "Agent One answers from her mail client: a command on the first line, then the text for Alice"
+cat > "$demo/agent-reply.eml" <<MAIL
+From: Agent One <agent1@example.test>
+To: $reply_to
+Subject: Re: [Ticket#$first] Printer on the 3rd floor is on fire
+Message-ID: <demo-agent-reply@example.test>
+In-Reply-To: $note_id
+Content-Type: text/plain; charset=utf-8
+
+#priority high
+Hello Alice, a technician is on the way. Please keep the printer unplugged.
+
+On Mon, 23 Nov 2026, Example Support wrote:
+> Customer wrote: the printer on the 3rd floor is smoking again.
+MAIL
+cat "$demo/agent-reply.eml"
+/usr/sbin/sendmail -C "$PD_POSTFIX_CONFIG_DIR" -f agent1@example.test "$reply_to" < "$demo/agent-reply.eml"
+answer=
+for _ in $(seq 1 150); do
+  for f in $(bash scripts/mailstack.sh fetch "$demo/stack" customer@example.test); do
+    grep -q "technician" "$f" && answer=$f && break
+  done
+  [[ -n "$answer" ]] && break
+  sleep 0.1
+done
+[[ -n "$answer" ]] || { echo "demo.sh: the agent's answer did not reach the customer; log:" >&2; tail -20 "$demo/postdesk.log" >&2; exit 1; }
+say "Alice received the answer from the support address (her quote and the command stripped, no agent address):"
+grep -E '^(From|To|Subject|In-Reply-To):' "$answer"
+sed -n '/^$/,$p' "$answer" | sed 's/^/  /'
 
 say "postdesk ticket list"
 "$pd" --config "$demo/postdesk.toml" ticket list

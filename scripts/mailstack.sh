@@ -595,14 +595,21 @@ do_start_dovecot() {
 }
 
 do_stop_dovecot() {
-  local dir=$1 pid
+  local dir=$1 pid children
   if pid=$(dovecot_pid "$dir"); then
+    # The master's children (imap sessions among them) do not always die with it; an outage must cut every
+    # client connection, so remember them and make sure.
+    children=$(pgrep -P "$pid" || true)
     kill -TERM "$pid" 2>/dev/null || true
     if ! wait_pid_gone "$pid" 15; then
       note "dovecot master $pid ignored SIGTERM; killing"
       kill -KILL "$pid" 2>/dev/null || true
       wait_pid_gone "$pid" 5 || true
     fi
+  fi
+  if [[ -n "${children:-}" ]]; then
+    # shellcheck disable=SC2086  # a list of pids
+    kill -KILL $children 2>/dev/null || true
   fi
   # Leftover Dovecot processes (mail processes are killed by the master with
   # shutdown_clients=yes; this is only a safety net).

@@ -15,4 +15,6 @@ fi
 echo "test.sh: corpus: ${POSTDESK_CORPUS:-not configured}"
 
 cargo build --all-targets
+# The corpus figures (classification, bounces, reply stripping, threading), printed for the log.
+cargo test --test corpus_classify --test corpus_replies -- --nocapture
 cargo test --all-targets "$@"

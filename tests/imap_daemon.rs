@@ -56,7 +56,7 @@ fn reconnects_by_itself_after_the_server_was_away() {
     stack.flush_postfix();
     let took = wait_until(Duration::from_secs(30), || tickets(&state) == 2);
     assert!(took.is_some(), "mail sent during the outage was not picked up:\n{}", daemon.log_text());
-    assert!(daemon.log_text().contains("reconnecting"));
+    assert!(daemon.log_text().contains("reconnecting"), "{}", daemon.log_text());
     daemon.signal("TERM");
     let status = daemon.wait_exit(Duration::from_secs(5)).expect("SIGTERM: no exit within 5 s");
     assert!(status.success(), "SIGTERM exit: {status:?}");
