@@ -170,7 +170,7 @@ for _ in $(seq 1 150); do
   sleep 0.1
 done
 [[ -n "$answer" ]] || { echo "demo.sh: the agent's answer did not reach the customer; log:" >&2; tail -20 "$demo/postdesk.log" >&2; exit 1; }
-say "Alice received the answer from the support address (her quote and the command stripped, no agent address):"
+say "Alice received the answer from the support address (Agent One's quote and command stripped, her address hidden):"
 grep -E '^(From|To|Subject|In-Reply-To):' "$answer"
 sed -n '/^$/,$p' "$answer" | sed 's/^/  /'
 
