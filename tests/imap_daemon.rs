@@ -271,3 +271,45 @@ fn rules_hot_reload_takes_good_edits_and_refuses_bad_ones() {
     queues.sort();
     assert_eq!(queues, vec!["billing".to_string(), "urgent".to_string()]);
 }
+
+#[test]
+fn a_uidvalidity_change_rematches_by_content_and_imports_nothing_twice() {
+    let stack = Stack::start();
+    let state = stack.dir.path().join("pd");
+    let config = stack.postdesk_config(&state, "", false);
+    let mut daemon = Daemon::start(&config);
+    for n in 0..5 {
+        stack.deliver("support", &customer_mail(n, &format!("renumbered {n}")));
+    }
+    assert!(wait_until(Duration::from_secs(20), || stack.count("support", "postdesk/processed") == 5).is_some());
+    daemon.signal("TERM");
+    assert!(daemon.wait_exit(Duration::from_secs(5)).is_some());
+
+    // The mailbox is restored from a backup: the same mails are back in INBOX, renumbered under a new UIDVALIDITY.
+    let doveadm = |args: &[&str]| {
+        let out = std::process::Command::new("doveadm")
+            .arg("-c")
+            .arg(stack.var("PD_DOVECOT_CONF"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "doveadm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    doveadm(&["move", "-u", "support@example.test", "INBOX", "mailbox", "postdesk/processed", "all"]);
+    doveadm(&["mailbox", "update", "-u", "support@example.test", "--uid-validity", "4242", "INBOX"]);
+    assert_eq!(stack.count("support", "INBOX"), 5);
+
+    let daemon = Daemon::start(&config);
+    assert!(
+        wait_until(Duration::from_secs(20), || stack.count("support", "INBOX") == 0).is_some(),
+        "{}",
+        daemon.log_text()
+    );
+    let log = daemon.log_text();
+    assert!(log.contains("UIDVALIDITY changed"), "{log}");
+    let store = Store::open(&state.join("postdesk.db")).unwrap();
+    let counts = store.status_counts().unwrap();
+    assert_eq!((counts.tickets, counts.articles), (5, 5), "nothing imported twice");
+    assert_eq!(counts.duplicates, 5, "each renumbered mail recognised by its content");
+    assert_eq!(stack.count("support", "postdesk/processed"), 5);
+}
