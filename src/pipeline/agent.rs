@@ -10,7 +10,7 @@ use crate::agents::{AgentProof, AuthContext, Command, CommandLine, parse_agent_r
 use crate::model::{Address, InboundMail, TicketState};
 use crate::outbound::templates::CommandOutcome;
 use crate::respond::{Compose, TicketFacts, person};
-use crate::store::{AgentRow, LedgerEntry, NewArticle, StoreError, Tx};
+use crate::store::{AgentRow, NewArticle, StoreError, Tx};
 use crate::thread::{self, Resolution, ThreadLookup};
 
 /// An enabled agent proven to have written a mail, and the ticket it is about.
@@ -114,17 +114,7 @@ impl Pipeline {
         if !outcomes.is_empty() {
             self.transcript(tx, &facts, agent, mail, outcomes, now)?;
         }
-        tx.record_ledger(
-            &LedgerEntry {
-                outcome: "stored",
-                sha256: sha,
-                message_id: mail.message_id.as_deref(),
-                ticket_id: Some(ticket_id),
-                article_id: Some(article_id),
-                ..incoming.ledger()
-            },
-            now,
-        )?;
+        tx.record_ledger(&incoming.stored(sha, mail, ticket_id, article_id), now)?;
         let what = if note { "note" } else { "answer" };
         Ok(Outcome::FollowUp {
             number: facts.number,

@@ -44,6 +44,24 @@ impl Incoming {
         LedgerEntry { source: &self.source, source_key: self.source_key.as_deref(), ..LedgerEntry::default() }
     }
 
+    /// The ledger row of this mail stored as `article_id` on `ticket_id`.
+    pub fn stored<'a>(
+        &'a self,
+        sha: &'a str,
+        mail: &'a InboundMail,
+        ticket_id: i64,
+        article_id: i64,
+    ) -> LedgerEntry<'a> {
+        LedgerEntry {
+            outcome: "stored",
+            sha256: sha,
+            message_id: mail.message_id.as_deref(),
+            ticket_id: Some(ticket_id),
+            article_id: Some(article_id),
+            ..self.ledger()
+        }
+    }
+
     pub fn new(source: impl Into<String>, raw: Vec<u8>) -> Self {
         Incoming { source: source.into(), source_key: None, raw, refused: None }
     }
@@ -316,17 +334,7 @@ impl Pipeline {
         if new_ticket || mail.classification == crate::model::Classification::Human {
             self.notify_queue(tx, ticket_id, mail, new_ticket, &decision.notify, now)?;
         }
-        tx.record_ledger(
-            &LedgerEntry {
-                outcome: "stored",
-                sha256: sha,
-                message_id: mail.message_id.as_deref(),
-                ticket_id: Some(ticket_id),
-                article_id: Some(article_id),
-                ..incoming.ledger()
-            },
-            now,
-        )?;
+        tx.record_ledger(&incoming.stored(sha, mail, ticket_id, article_id), now)?;
         Ok(outcome)
     }
 
