@@ -108,12 +108,9 @@ fn our_own_mail_coming_back_never_becomes_a_ticket() {
     assert_eq!(env.tickets().len(), 1);
 }
 
-#[test]
-fn a_bounce_of_our_reply_lands_on_its_ticket_and_suppresses_the_address() {
-    let env = env();
-    let number = ticket_number(&stdout(&env.ingest_bytes(&fixture("new-ticket.eml"))));
-    let ack_id = outbox(&env)[0]["message_id"].as_str().unwrap().to_string();
-    let dsn = format!(
+/// A delivery status notification (RFC 3464) saying our mail `ack_id` to alice@customer.example failed with 5.1.1.
+fn dsn_for(ack_id: &str, number: &str) -> String {
+    format!(
         "From: MAILER-DAEMON@mx.example.test (Mail Delivery System)\r\nTo: support@example.test\r\n\
          Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn-1@mx.example.test>\r\nMIME-Version: 1.0\r\n\
          Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n\
@@ -123,7 +120,15 @@ fn a_bounce_of_our_reply_lands_on_its_ticket_and_suppresses_the_address() {
          Diagnostic-Code: smtp; 550 5.1.1 user unknown\r\n\r\n\
          --B\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: support@example.test\r\nTo: alice@customer.example\r\n\
          Message-ID: <{ack_id}>\r\nSubject: [Ticket#{number}] Printer\r\n\r\n--B--\r\n"
-    );
+    )
+}
+
+#[test]
+fn a_bounce_of_our_reply_lands_on_its_ticket_and_suppresses_the_address() {
+    let env = env();
+    let number = ticket_number(&stdout(&env.ingest_bytes(&fixture("new-ticket.eml"))));
+    let ack_id = outbox(&env)[0]["message_id"].as_str().unwrap().to_string();
+    let dsn = dsn_for(&ack_id, &number);
     let out = env.ingest_bytes(dsn.as_bytes());
     assert!(stdout(&out).contains(&format!("follow-up on ticket {number} (by bounce of")), "{}", stdout(&out));
     let t = env.ticket_json(&number);
@@ -236,4 +241,20 @@ fn config_seeded_agents_are_notified_and_a_rules_notify_list_is_told_too() {
     );
     assert!(raw.contains("Reply-To: <support+T") || raw.contains("Reply-To: support+T"), "signed reply address: {raw}");
     assert!(raw.contains("Auto-Submitted: auto-generated"), "{raw}");
+}
+
+#[test]
+fn the_queues_agents_get_a_bounce_notice_when_our_mail_bounced() {
+    let env = Env::with_extra(&format!(
+        "{SMTP}[[role]]\nname = \"first-level\"\nqueues = [\"support\"]\n\
+         [[agent]]\naddress = \"agent1@example.test\"\nname = \"Agent One\"\nroles = [\"first-level\"]\n"
+    ));
+    let number = ticket_number(&stdout(&env.ingest_bytes(&fixture("new-ticket.eml"))));
+    let ack = outbox(&env).into_iter().find(|r| r["kind"] == "acknowledgement").unwrap();
+    env.ingest_bytes(dsn_for(ack["message_id"].as_str().unwrap(), &number).as_bytes());
+    let notices: Vec<serde_json::Value> = outbox(&env).into_iter().filter(|r| r["kind"] == "bounce-notice").collect();
+    assert_eq!(notices.len(), 1, "{:?}", outbox(&env));
+    assert_eq!(notices[0]["recipients"][0], "agent1@example.test");
+    let raw = queued_raw(&env, notices[0]["message_id"].as_str().unwrap());
+    assert!(raw.contains("Undeliverable") && raw.contains("alice@customer.example"), "{raw}");
 }

@@ -19,6 +19,8 @@ pub enum Event {
     LockTimeout,
     /// Another agent added an internal note (follows the follow-up preference).
     Note,
+    /// Mail we sent about the ticket bounced (follows the follow-up preference).
+    Bounce,
 }
 
 impl Event {
@@ -26,11 +28,16 @@ impl Event {
     pub fn key(self) -> &'static str {
         match self {
             Event::NewTicket => "new-ticket",
-            Event::FollowUp | Event::Note => "followup",
+            Event::FollowUp | Event::Note | Event::Bounce => "followup",
             Event::Moved => "moved",
             Event::Assigned => "assigned",
             Event::LockTimeout => "lock-timeout",
         }
+    }
+
+    /// The template the notice is rendered from, which is also the outbox row's kind.
+    fn template(self) -> &'static str {
+        if self == Event::Bounce { "bounce-notice" } else { "notification" }
     }
 
     pub const KEYS: [&'static str; 5] = ["new-ticket", "followup", "moved", "assigned", "lock-timeout"];
@@ -38,7 +45,7 @@ impl Event {
     fn default(self, d: &NotifyDefaults) -> bool {
         match self {
             Event::NewTicket => d.new_ticket,
-            Event::FollowUp | Event::Note => d.followup,
+            Event::FollowUp | Event::Note | Event::Bounce => d.followup,
             Event::Moved => d.moved,
             Event::Assigned => d.assigned,
             Event::LockTimeout => d.lock_timeout,
@@ -89,7 +96,7 @@ pub fn notify(
     };
     let mut sent = 0;
     for agent in agents.iter().filter(|a| except.is_none_or(|e| !e.eq_ignore_ascii_case(&a.address))) {
-        if queue_notification(r, tx, notice, agent, now)? {
+        if queue_notification(r, tx, notice, agent, event.template(), now)? {
             sent += 1;
         }
     }
@@ -101,6 +108,7 @@ fn queue_notification(
     tx: &Tx<'_>,
     notice: &Notice<'_>,
     agent: &AgentRow,
+    template: &'static str,
     now: i64,
 ) -> Result<bool, StoreError> {
     let config = &r.setup.config;
@@ -113,14 +121,14 @@ fn queue_notification(
     let customer =
         if notice.customer.email.is_empty() { "the customer".to_string() } else { notice.customer.email.clone() };
     context.reply_hint = Some(format!("Reply to this mail to answer {customer}; only your new text is sent."));
-    let rendered = match r.render(&t.queue, "notification", &context) {
+    let rendered = match r.render(&t.queue, template, &context) {
         Ok(rendered) => rendered,
         Err(reason) => {
             tracing::warn!(reason = %reason, "notification not sent");
             return Ok(false);
         }
     };
-    let compose = to_agent(r, t, agent, "notification", rendered, notice.in_reply_to.clone());
+    let compose = to_agent(r, t, agent, template, rendered, notice.in_reply_to.clone());
     match r.queue(tx, compose, now)? {
         Ok(_) => Ok(true),
         Err(reason) => {

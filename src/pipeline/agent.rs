@@ -331,6 +331,28 @@ impl Pipeline {
         Ok(changed)
     }
 
+    /// A bounce of our mail about the ticket: the queue's agents get the bounce notice.
+    pub(super) fn notify_bounce(
+        &self,
+        tx: &Tx<'_>,
+        ticket_id: i64,
+        mail: &InboundMail,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let facts = tx.ticket_facts(ticket_id)?;
+        let responder = self.responder();
+        let article =
+            responder.context(mail, Some(&facts), &Address::new(None, ""), &Address::new(None, ""), now).article;
+        let notice = Notice {
+            ticket: &facts,
+            article,
+            customer: customer_of(tx, ticket_id)?,
+            in_reply_to: mail.message_id.clone(),
+        };
+        notify(&responder, tx, &notice, Event::Bounce, Whom::Queue, None, now)?;
+        Ok(())
+    }
+
     /// New tickets and customers' follow-ups are announced to the queue's agents.
     pub(super) fn notify_queue(
         &self,

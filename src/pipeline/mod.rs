@@ -137,8 +137,17 @@ pub struct Pipeline {
 
 /// Where a mail goes before routing: onto a known ticket, or a new one.
 enum Placement {
-    Existing { ticket: TicketRef, via: String, duplicate_of: Option<i64> },
-    New { claimed: Option<String>, note: Option<String> },
+    /// `bounce`: a bounce of mail we sent about this ticket.
+    Existing {
+        ticket: TicketRef,
+        via: String,
+        duplicate_of: Option<i64>,
+        bounce: bool,
+    },
+    New {
+        claimed: Option<String>,
+        note: Option<String>,
+    },
 }
 
 impl Pipeline {
@@ -314,8 +323,9 @@ impl Pipeline {
             }
             return Ok(outcome);
         }
+        let bounce_of_ours = matches!(placement, Placement::Existing { bounce: true, .. });
         let (ticket_id, outcome, duplicate_of) = match placement {
-            Placement::Existing { ticket, via, duplicate_of } => {
+            Placement::Existing { ticket, via, duplicate_of, .. } => {
                 self.follow_up(tx, ticket.id, mail, now)?;
                 let outcome =
                     Outcome::FollowUp { number: ticket.number, via, flagged_duplicate: duplicate_of.is_some() };
@@ -331,7 +341,9 @@ impl Pipeline {
         self.apply_decision(tx, ticket_id, article_id, &decision, current_queue.as_deref(), now)?;
         let new_ticket = matches!(outcome, Outcome::NewTicket { .. });
         self.acknowledge(tx, ticket_id, mail, &decision, new_ticket, now)?;
-        if new_ticket || mail.classification == crate::model::Classification::Human {
+        if bounce_of_ours {
+            self.notify_bounce(tx, ticket_id, mail, now)?;
+        } else if new_ticket || mail.classification == crate::model::Classification::Human {
             self.notify_queue(tx, ticket_id, mail, new_ticket, &decision.notify, now)?;
         }
         tx.record_ledger(&incoming.stored(sha, mail, ticket_id, article_id), now)?;
@@ -348,7 +360,12 @@ impl Pipeline {
             && let Some((first_article, _)) = tx.article_by_message_id(id)?
             && let Some(ticket) = tx.ticket_by_message_id(id)?
         {
-            return Ok(Placement::Existing { ticket, via: "Message-ID".into(), duplicate_of: Some(first_article) });
+            return Ok(Placement::Existing {
+                ticket,
+                via: "Message-ID".into(),
+                duplicate_of: Some(first_article),
+                bounce: false,
+            });
         }
         Ok(match thread::resolve(mail, &self.tokens, tx)? {
             Resolution::Existing { ticket, via } => {
@@ -356,7 +373,7 @@ impl Pipeline {
                     Via::Token => "subject token".to_string(),
                     Via::Reference(id) => format!("reference <{id}>"),
                 };
-                Placement::Existing { ticket, via, duplicate_of: None }
+                Placement::Existing { ticket, via, duplicate_of: None, bounce: false }
             }
             Resolution::New { claimed, note } => Placement::New { claimed, note },
         })
@@ -480,7 +497,12 @@ impl Pipeline {
             .ticket_by_id(ticket_id)?
             .ok_or_else(|| StoreError::Invalid(format!("outbox row {outbox_id} names missing ticket {ticket_id}")))?;
         tx.add_history(ticket.id, now, "system", "bounce", &format!("<{original}>: {}", statuses.join(", ")))?;
-        Ok(Some(Placement::Existing { ticket, via: format!("bounce of <{original}>"), duplicate_of: None }))
+        Ok(Some(Placement::Existing {
+            ticket,
+            via: format!("bounce of <{original}>"),
+            duplicate_of: None,
+            bounce: true,
+        }))
     }
 
     /// The automatic acknowledgement of a new ticket or a follow-up, unless a rule or the config says no.
