@@ -313,3 +313,40 @@ fn a_uidvalidity_change_rematches_by_content_and_imports_nothing_twice() {
     assert_eq!(counts.duplicates, 5, "each renumbered mail recognised by its content");
     assert_eq!(stack.count("support", "postdesk/processed"), 5);
 }
+
+#[test]
+fn starttls_upgrades_and_verifies_the_certificate() {
+    let stack = Stack::start();
+    let state = stack.dir.path().join("pd");
+    let config = stack.postdesk_config(&state, "", false);
+    let starttls = |ca: &str| {
+        let text = std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("tls = \"plain\"", &format!("tls = \"starttls\"\nca_file = \"{ca}\""));
+        std::fs::write(&config, text).unwrap();
+    };
+    starttls(stack.var("PD_CA_FILE"));
+    let mut daemon = Daemon::start(&config);
+    assert!(
+        wait_until(Duration::from_secs(10), || daemon.log_text().contains("connected")).is_some(),
+        "{}",
+        daemon.log_text()
+    );
+    stack.deliver("support", &customer_mail(1, "over STARTTLS"));
+    assert!(wait_until(Duration::from_secs(10), || tickets(&state) == 1).is_some(), "{}", daemon.log_text());
+    daemon.signal("TERM");
+    assert!(daemon.wait_exit(Duration::from_secs(5)).is_some_and(|s| s.success()));
+
+    // The same server with a CA that did not sign its certificate: refused after STARTTLS, exit 78.
+    let text = std::fs::read_to_string(&config).unwrap().replace(stack.var("PD_CA_FILE"), stack.var("PD_BAD_CA_FILE"));
+    std::fs::write(&config, text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_postdesk"))
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(err.contains("not trusted"), "{err}");
+}

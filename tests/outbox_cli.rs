@@ -258,3 +258,48 @@ fn the_queues_agents_get_a_bounce_notice_when_our_mail_bounced() {
     let raw = queued_raw(&env, notices[0]["message_id"].as_str().unwrap());
     assert!(raw.contains("Undeliverable") && raw.contains("alice@customer.example"), "{raw}");
 }
+
+#[test]
+fn an_unanswered_lock_times_out_and_tells_its_owner_and_pending_tickets_open_again() {
+    use postdesk::thread::ThreadLookup;
+    let env = Env::with_extra(&format!(
+        "{SMTP}[[role]]\nname = \"first-level\"\nqueues = [\"support\"]\n\
+         [[agent]]\naddress = \"agent1@example.test\"\nname = \"Agent One\"\nroles = [\"first-level\"]\n"
+    ));
+    let number = ticket_number(&stdout(&env.ingest_bytes(&fixture("new-ticket.eml"))));
+    let second = String::from_utf8(fixture("new-ticket.eml"))
+        .unwrap()
+        .replace("first-mail.4711", "other")
+        .replace("on fire", "out of paper");
+    let pending_number = ticket_number(&stdout(&env.ingest_bytes(second.as_bytes())));
+    let setup = postdesk::setup::Setup::load(&env.config).unwrap();
+    let mut store = postdesk::store::Store::open(&setup.config.database_path()).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    {
+        let tx = store.begin().unwrap();
+        let locked = tx.ticket_by_number(&number).unwrap().unwrap();
+        tx.set_lock(locked.id, Some("agent1@example.test"), Some(now + 60)).unwrap();
+        let waiting = tx.ticket_by_number(&pending_number).unwrap().unwrap();
+        tx.set_pending(waiting.id, Some(now + 60)).unwrap();
+        tx.commit().unwrap();
+    }
+    let signer =
+        std::sync::Arc::new(postdesk::outbound::Signer::load_or_create(&setup.config.storage.state_dir).unwrap());
+    let before =
+        postdesk::pipeline::Pipeline::with_clock(setup.clone(), signer.clone(), std::sync::Arc::new(move || now));
+    assert_eq!(before.housekeeping(&mut store).unwrap(), 0, "nothing is due yet");
+    let later = postdesk::pipeline::Pipeline::with_clock(setup, signer, std::sync::Arc::new(move || now + 120));
+    assert_eq!(later.housekeeping(&mut store).unwrap(), 2);
+    assert_eq!(later.housekeeping(&mut store).unwrap(), 0, "handled once");
+
+    let locked = env.ticket_json(&number);
+    assert!(locked["history"].as_array().unwrap().iter().any(|h| h["event"] == "lock timeout"), "{locked}");
+    assert_eq!(env.ticket_json(&pending_number)["state"], "open");
+    let timeout_notices: Vec<serde_json::Value> = outbox(&env)
+        .into_iter()
+        .filter(|r| r["kind"] == "notification" && r["ticket"] == number.as_str())
+        .filter(|r| queued_raw(&env, r["message_id"].as_str().unwrap()).contains("timed out"))
+        .collect();
+    assert_eq!(timeout_notices.len(), 1);
+    assert_eq!(timeout_notices[0]["recipients"][0], "agent1@example.test");
+}
