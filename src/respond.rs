@@ -31,6 +31,8 @@ pub struct Responder<'a> {
     pub setup: &'a Setup,
     pub signer: &'a Signer,
     pub tokens: &'a TokenFormat,
+    /// Our addresses, lowercased (computed once per setup).
+    pub own_addresses: &'a [String],
 }
 
 impl Responder<'_> {
@@ -52,10 +54,9 @@ impl Responder<'_> {
             return Ok(ReplyOutcome::Skipped("the mail names no address to answer".into()));
         };
         let window = i64::from(config.replies.window_hours) * 3600;
-        let own = config.own_addresses();
         let input = ReplyPolicyInput {
             mail,
-            own_addresses: &own,
+            own_addresses: self.own_addresses,
             suppressed: tx.is_suppressed(&to.email)?,
             recent_auto_replies: tx.auto_replies_since(&to.email, now - window)?,
             max_auto_replies: config.replies.max_auto_replies,

@@ -303,3 +303,31 @@ fn an_unanswered_lock_times_out_and_tells_its_owner_and_pending_tickets_open_aga
     assert_eq!(timeout_notices.len(), 1);
     assert_eq!(timeout_notices[0]["recipients"][0], "agent1@example.test");
 }
+
+#[test]
+fn an_agents_answer_keeps_its_attachments_on_the_ticket() {
+    let env = Env::with_extra(&format!(
+        "{SMTP}[[role]]\nname = \"first-level\"\nqueues = [\"support\"]\n\
+         [[agent]]\naddress = \"agent1@example.test\"\nname = \"Agent One\"\nroles = [\"first-level\"]\n"
+    ));
+    let number = ticket_number(&stdout(&env.ingest_bytes(&fixture("new-ticket.eml"))));
+    let note = outbox(&env).into_iter().find(|r| r["kind"] == "notification").unwrap();
+    let raw = queued_raw(&env, note["message_id"].as_str().unwrap());
+    let notification = postdesk::parse::parse_mail(raw.as_bytes(), &postdesk::config::Limits::default()).unwrap();
+    let reply_to = notification.reply_to[0].email.clone();
+    let answer = format!(
+        "From: Agent One <agent1@example.test>\r\nTo: {reply_to}\r\nSubject: Re: [Ticket#{number}]\r\n\
+         Message-ID: <agent-answer@example.test>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"B\"\r\n\r\n\
+         --B\r\nContent-Type: text/plain\r\n\r\nHere is the driver.\r\n\
+         --B\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"driver.bin\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\nAAECAwQFBgc=\r\n--B--\r\n"
+    );
+    let out = env.ingest_bytes(answer.as_bytes());
+    assert!(stdout(&out).contains("agent agent1@example.test (answer)"), "{}", stdout(&out));
+    let ticket = env.ticket_json(&number);
+    let agent_article =
+        ticket["articles"].as_array().unwrap().iter().find(|a| a["direction"] == "agent").unwrap().clone();
+    assert_eq!(agent_article["visible_text"], "Here is the driver.");
+    assert_eq!(agent_article["attachments"][0]["filename"], "driver.bin");
+    assert_eq!(agent_article["attachments"][0]["size"], 8);
+}

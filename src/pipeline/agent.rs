@@ -4,13 +4,13 @@
 
 use tracing::info;
 
-use super::{Incoming, Outcome, Pipeline};
+use super::{Incoming, KeptAs, Outcome, Pipeline};
 use crate::agents::notify::{Event, Notice, Whom, event_article, notify, to_agent};
 use crate::agents::{AgentProof, AuthContext, Command, CommandLine, parse_agent_reply, prove_agent};
 use crate::model::{Address, InboundMail, TicketState};
 use crate::outbound::templates::CommandOutcome;
 use crate::respond::{Compose, TicketFacts, person};
-use crate::store::{AgentRow, NewArticle, StoreError, Tx};
+use crate::store::{AgentRow, StoreError, Tx};
 use crate::thread::{self, Resolution, ThreadLookup};
 
 /// An enabled agent proven to have written a mail, and the ticket it is about.
@@ -64,29 +64,8 @@ impl Pipeline {
         let rights = tx.agent_can(&agent.address, &facts.queue)?;
         let note = reply.note || to_comment_address || !rights;
         let raw_id = tx.insert_raw(&incoming.raw, sha)?;
-        let to: Vec<String> = mail.to.iter().map(|a| a.email.clone()).collect();
-        let cc: Vec<String> = mail.cc.iter().map(|a| a.email.clone()).collect();
-        let article_id = tx.add_article(&NewArticle {
-            ticket_id,
-            direction: "agent",
-            internal: note,
-            sender: Some(&agent.address),
-            sender_name: Some(&agent.name),
-            recipients: &to,
-            cc: &cc,
-            subject: &mail.subject,
-            message_id: mail.message_id.as_deref(),
-            in_reply_to: mail.in_reply_to.first().map(String::as_str),
-            references: &mail.references,
-            body_text: &mail.text,
-            visible_text: &reply.body,
-            classification: mail.classification.as_str(),
-            classification_reason: mail.classification_reason.as_deref(),
-            duplicate_of: None,
-            raw_id: Some(raw_id),
-            sent_at: mail.date,
-            received_at: now,
-        })?;
+        let kept = KeptAs { direction: "agent", internal: note, visible_text: &reply.body, duplicate_of: None };
+        let article_id = self.add_article(tx, ticket_id, mail, kept, raw_id, now)?;
         tx.touch_ticket(ticket_id, now, false)?;
         let mut outcomes = Vec::new();
         if rights {
@@ -331,45 +310,22 @@ impl Pipeline {
         Ok(changed)
     }
 
-    /// A bounce of our mail about the ticket: the queue's agents get the bounce notice.
-    pub(super) fn notify_bounce(
+    /// Tells the queue's agents (and any addresses a rule named) about a mail on the ticket: a new ticket, a
+    /// customer's follow-up, or a bounce of mail we sent (`Event::Bounce`, the bounce notice).
+    pub(super) fn notify_about(
         &self,
         tx: &Tx<'_>,
-        ticket_id: i64,
+        facts: &TicketFacts,
         mail: &InboundMail,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        let facts = tx.ticket_facts(ticket_id)?;
-        let responder = self.responder();
-        let article =
-            responder.context(mail, Some(&facts), &Address::new(None, ""), &Address::new(None, ""), now).article;
-        let notice = Notice {
-            ticket: &facts,
-            article,
-            customer: customer_of(tx, ticket_id)?,
-            in_reply_to: mail.message_id.clone(),
-        };
-        notify(&responder, tx, &notice, Event::Bounce, Whom::Queue, None, now)?;
-        Ok(())
-    }
-
-    /// New tickets and customers' follow-ups are announced to the queue's agents.
-    pub(super) fn notify_queue(
-        &self,
-        tx: &Tx<'_>,
-        ticket_id: i64,
-        mail: &InboundMail,
-        new_ticket: bool,
+        event: Event,
         extra: &[String],
         now: i64,
     ) -> Result<(), StoreError> {
-        let facts = tx.ticket_facts(ticket_id)?;
         let responder = self.responder();
-        let article =
-            responder.context(mail, Some(&facts), &Address::new(None, ""), &Address::new(None, ""), now).article;
-        let customer = customer_of(tx, ticket_id)?;
-        let notice = Notice { ticket: &facts, article, customer, in_reply_to: mail.message_id.clone() };
-        let event = if new_ticket { Event::NewTicket } else { Event::FollowUp };
+        let nobody = Address::new(None, "");
+        let article = responder.context(mail, Some(facts), &nobody, &nobody, now).article;
+        let customer = customer_of(tx, facts.id)?;
+        let notice = Notice { ticket: facts, article, customer, in_reply_to: mail.message_id.clone() };
         notify(&responder, tx, &notice, event, Whom::Queue, None, now)?;
         if !extra.is_empty() {
             notify(&responder, tx, &notice, event, Whom::Addresses(extra), None, now)?;

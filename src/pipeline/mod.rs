@@ -9,11 +9,12 @@ use std::sync::Arc;
 
 use tracing::{debug, info, warn};
 
+use crate::agents::notify::Event;
 use crate::config::Config;
 use crate::model::{InboundMail, Priority, TicketState};
 use crate::outbound::{Signer, is_our_own_mail};
 use crate::parse::{self, Rejection};
-use crate::respond::{ReplyOutcome, Responder};
+use crate::respond::{ReplyOutcome, Responder, TicketFacts};
 use crate::rules::{AutoReply, Decision, RouteContext};
 use crate::setup::Setup;
 use crate::store::{LedgerEntry, NewArticle, NewTicket, Store, StoreError, Tx, sha256_hex};
@@ -122,6 +123,16 @@ impl fmt::Display for Outcome {
     }
 }
 
+/// How a received mail is kept as an article: who it counts as from, and what of it is shown.
+struct KeptAs<'a> {
+    /// `inbound` (customers and anyone else) or `agent` (an agent's proven mail).
+    direction: &'a str,
+    internal: bool,
+    visible_text: &'a str,
+    /// The article whose Message-ID this mail reuses with different bytes.
+    duplicate_of: Option<i64>,
+}
+
 /// What [`Pipeline::parse_batch`] made of each mail: `None` for mail the source refused before download.
 pub type Parsed = Vec<Option<Result<InboundMail, Rejection>>>;
 
@@ -166,7 +177,7 @@ impl Pipeline {
     }
 
     fn responder(&self) -> Responder<'_> {
-        Responder { setup: &self.setup, signer: &self.signer, tokens: &self.tokens }
+        Responder { setup: &self.setup, signer: &self.signer, tokens: &self.tokens, own_addresses: &self.own_addresses }
     }
 
     pub fn config(&self) -> &Config {
@@ -337,14 +348,20 @@ impl Pipeline {
             }
         };
         let raw_id = tx.insert_raw(&incoming.raw, sha)?;
-        let article_id = self.add_article(tx, ticket_id, mail, duplicate_of, raw_id, now)?;
+        let kept = KeptAs { direction: "inbound", internal: false, visible_text: &mail.visible_text, duplicate_of };
+        let article_id = self.add_article(tx, ticket_id, mail, kept, raw_id, now)?;
         self.apply_decision(tx, ticket_id, article_id, &decision, current_queue.as_deref(), now)?;
         let new_ticket = matches!(outcome, Outcome::NewTicket { .. });
-        self.acknowledge(tx, ticket_id, mail, &decision, new_ticket, now)?;
-        if bounce_of_ours {
-            self.notify_bounce(tx, ticket_id, mail, now)?;
-        } else if new_ticket || mail.classification == crate::model::Classification::Human {
-            self.notify_queue(tx, ticket_id, mail, new_ticket, &decision.notify, now)?;
+        let facts = tx.ticket_facts(ticket_id)?;
+        self.acknowledge(tx, &facts, mail, &decision, new_ticket, now)?;
+        let event = match (bounce_of_ours, new_ticket) {
+            (true, _) => Some(Event::Bounce),
+            (false, true) => Some(Event::NewTicket),
+            (false, false) if mail.classification == crate::model::Classification::Human => Some(Event::FollowUp),
+            (false, false) => None,
+        };
+        if let Some(event) = event {
+            self.notify_about(tx, &facts, mail, event, &decision.notify, now)?;
         }
         tx.record_ledger(&incoming.stored(sha, mail, ticket_id, article_id), now)?;
         Ok(outcome)
@@ -434,12 +451,13 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Keeps a received mail as an article of the ticket, with its attachments.
     fn add_article(
         &self,
         tx: &Tx<'_>,
         ticket_id: i64,
         mail: &InboundMail,
-        duplicate_of: Option<i64>,
+        kept: KeptAs<'_>,
         raw_id: i64,
         now: i64,
     ) -> Result<i64, StoreError> {
@@ -447,8 +465,8 @@ impl Pipeline {
         let cc: Vec<String> = mail.cc.iter().map(|a| a.email.clone()).collect();
         let article_id = tx.add_article(&NewArticle {
             ticket_id,
-            direction: "inbound",
-            internal: false,
+            direction: kept.direction,
+            internal: kept.internal,
             sender: mail.from.as_ref().map(|a| a.email.as_str()),
             sender_name: mail.from.as_ref().and_then(|a| a.name.as_deref()),
             recipients: &to,
@@ -458,10 +476,10 @@ impl Pipeline {
             in_reply_to: mail.in_reply_to.first().map(String::as_str),
             references: &mail.references,
             body_text: &mail.text,
-            visible_text: &mail.visible_text,
+            visible_text: kept.visible_text,
             classification: mail.classification.as_str(),
             classification_reason: mail.classification_reason.as_deref(),
-            duplicate_of,
+            duplicate_of: kept.duplicate_of,
             raw_id: Some(raw_id),
             sent_at: mail.date,
             received_at: now,
@@ -509,7 +527,7 @@ impl Pipeline {
     fn acknowledge(
         &self,
         tx: &Tx<'_>,
-        ticket_id: i64,
+        facts: &TicketFacts,
         mail: &InboundMail,
         decision: &Decision,
         new_ticket: bool,
@@ -523,8 +541,7 @@ impl Pipeline {
             AutoReply::On | AutoReply::Default if !new_ticket && replies.acknowledge_followups => "followup",
             AutoReply::On | AutoReply::Default => return Ok(()),
         };
-        let facts = tx.ticket_facts(ticket_id)?;
-        match self.responder().auto_reply(tx, mail, Some(&facts), template, now)? {
+        match self.responder().auto_reply(tx, mail, Some(facts), template, now)? {
             ReplyOutcome::Queued { .. } => {}
             ReplyOutcome::Skipped(reason) => info!(template, reason = %reason, "no automatic reply"),
         }
