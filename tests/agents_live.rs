@@ -10,11 +10,12 @@ use common::stack::*;
 use postdesk::model::InboundMail;
 use postdesk::store::{Store, TicketFilter};
 
+/// Fields drop in order: the daemon (and, when a test failed, its log) goes before the stack's directory holding it.
 struct Desk {
+    _daemon: Daemon,
     stack: Stack,
     state: PathBuf,
     config: PathBuf,
-    _daemon: Daemon,
 }
 
 fn parsed(raw: &[u8]) -> InboundMail {
@@ -48,7 +49,7 @@ fn desk() -> Desk {
     cli(&config, &["agent", "add", "agent2@example.test", "--name", "Agent Two", "--role", "first-level"]);
     cli(&config, &["agent", "add", "agent3@example.test", "--name", "Agent Three", "--role", "accounts"]);
     let daemon = Daemon::start(&config);
-    Desk { stack, state, config, _daemon: daemon }
+    Desk { _daemon: daemon, stack, state, config }
 }
 
 impl Desk {

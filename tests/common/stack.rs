@@ -105,8 +105,23 @@ impl Stack {
     }
 }
 
+/// The last `lines` lines of a log file, for a failing test's output.
+pub fn log_tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
 impl Drop for Stack {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // A failing test's output says where the mail stopped: Postfix's queue and log, Dovecot's log.
+            let queue = Command::new("postqueue").arg("-c").arg(self.var("PD_POSTFIX_CONFIG_DIR")).arg("-p").output();
+            let queue = queue.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+            eprintln!("--- postfix queue ---\n{queue}");
+            eprintln!("--- postfix.log ---\n{}", log_tail(&self.dir.path().join("postfix.log"), 60));
+            eprintln!("--- dovecot.log ---\n{}", log_tail(&self.dir.path().join("dovecot.log"), 40));
+        }
         let _ = Command::new("bash").arg(script()).arg("stop").arg(self.dir.path()).output();
     }
 }
@@ -161,6 +176,9 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- postdesk run log ---\n{}", log_tail(&self.log, 80));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
