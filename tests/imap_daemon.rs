@@ -20,6 +20,9 @@ fn idle_pickup_makes_a_ticket_and_moves_the_mail() {
     let stack = Stack::start();
     let state = stack.dir.path().join("pd");
     let config = stack.postdesk_config(&state, "", true);
+    // With polling ten minutes apart, only IDLE can bring the mail in within the wait below.
+    let text = std::fs::read_to_string(&config).unwrap().replace("poll_seconds = 2", "poll_seconds = 600");
+    std::fs::write(&config, text).unwrap();
     let daemon = Daemon::start(&config);
     assert!(
         wait_until(Duration::from_secs(10), || daemon.log_text().contains("connected")).is_some(),
@@ -29,9 +32,8 @@ fn idle_pickup_makes_a_ticket_and_moves_the_mail() {
     // Let the daemon settle into IDLE before the mail arrives, so the figure measures IDLE, not the first scan.
     std::thread::sleep(Duration::from_millis(300));
     stack.deliver("support", &customer_mail(1, "IDLE test"));
-    let took = wait_until(Duration::from_secs(10), || tickets(&state) == 1).expect("no ticket within 10 s");
+    let took = wait_until(Duration::from_secs(30), || tickets(&state) == 1).expect("IDLE brought no ticket in 30 s");
     println!("IDLE: mail to ticket in {} ms", took.as_millis());
-    assert!(took < Duration::from_secs(2), "IDLE pickup took {took:?}; expected well under 2 s");
     assert!(wait_until(Duration::from_secs(5), || stack.count("support", "postdesk/processed") == 1).is_some());
     assert_eq!(stack.count("support", "INBOX"), 0);
     let log = daemon.log_text();
@@ -349,4 +351,30 @@ fn starttls_upgrades_and_verifies_the_certificate() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(78), "{err}");
     assert!(err.contains("not trusted"), "{err}");
+}
+
+/// Mail announced (`* 1 EXISTS`) with the answer to some other command is not announced again when IDLE starts.
+/// The wait must notice the report and send the daemon back to search, not idle on mail already in the box.
+#[test]
+fn mail_reported_before_idle_starts_is_not_left_waiting() {
+    let stack = Stack::start();
+    let state = stack.dir.path().join("pd");
+    let config = postdesk::config::Config::load(&stack.postdesk_config(&state, "", false)).unwrap();
+    let imap = config.imap.expect("an [imap] section");
+    let password = postdesk::config::read_secret(imap.password_file.as_deref(), "imap", "imap-password").unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut conn = postdesk::ingest::imap::connect(&imap, &password, None).await.unwrap();
+        assert!(conn.list().await.unwrap().is_empty());
+        stack.deliver("support", &customer_mail(1, "arrives between search and IDLE"));
+        // A NOOP (the poll wait's) carries the server's report of the new mail, `* 1 EXISTS` and `* 1 RECENT`, in
+        // its answer. IDLE, started next, has nothing more to report.
+        let (_stop_tx, mut stop) = tokio::sync::watch::channel(false);
+        let (conn, _) = conn.wait(false, Duration::from_millis(1), &mut stop).await.unwrap();
+        let waited =
+            tokio::time::timeout(Duration::from_secs(30), conn.wait(true, Duration::from_secs(600), &mut stop)).await;
+        let (mut conn, outcome) = waited.expect("the wait idled on mail the server had already reported").unwrap();
+        assert!(outcome.maybe_new);
+        assert_eq!(conn.list().await.unwrap().len(), 1, "the reported mail is found by the next search");
+    });
 }

@@ -18,8 +18,9 @@ use crate::config::{ImapConfig, Secret, TlsMode, is_loopback};
 const DONE_KEYWORD: &str = "PostdeskDone";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
-/// RFC 2177 §3: servers may drop an IDLE after 30 minutes; re-issue it well before.
-pub const IDLE_REFRESH: Duration = Duration::from_secs(25 * 60);
+/// RFC 2177 §3 lets servers drop an IDLE after 30 minutes. We re-issue it far sooner, with a fresh search each
+/// time: a notification lost anywhere (a proxy, a server bug) then delays mail by minutes, not half an hour.
+pub const IDLE_REFRESH: Duration = Duration::from_secs(5 * 60);
 
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug> Stream for T {}
@@ -68,6 +69,20 @@ pub struct Connection {
     pub features: Features,
     pub uidvalidity: u32,
     mailbox: String,
+    /// The last wait skipped IDLE because new mail had been reported; see [`Connection::wait`].
+    rechecked: bool,
+}
+
+/// A NO that says "not now" rather than "never" (RFC 5530 response codes): retried after a reconnect instead of
+/// stopping the daemon, which systemd would not restart after a configuration error.
+fn is_passing_trouble(no_message: &str) -> bool {
+    ["[UNAVAILABLE]", "[INUSE]", "[SERVERBUG]"].iter().any(|code| no_message.contains(code))
+}
+
+/// Whether a response the server sent beside another command's tells of new mail.
+fn announces_new_mail(response: &async_imap::types::UnsolicitedResponse) -> bool {
+    use async_imap::types::UnsolicitedResponse::{Exists, Recent};
+    matches!(response, Exists(n) | Recent(n) if *n > 0)
 }
 
 pub struct WaitOutcome {
@@ -129,7 +144,7 @@ pub async fn connect(
         Features { idle: caps.has_str("IDLE"), moves: caps.has_str("MOVE"), uidplus: caps.has_str("UIDPLUS") };
     let mailbox = timed("SELECT", COMMAND_TIMEOUT, async {
         session.select(&cfg.mailbox).await.map_err(|e| match e {
-            async_imap::error::Error::No(m) => {
+            async_imap::error::Error::No(m) if !is_passing_trouble(&m) => {
                 ImapError::Setup(format!("IMAP mailbox \"{}\" cannot be selected: {m}", cfg.mailbox))
             }
             e => ImapError::Transient(format!("IMAP SELECT: {e}")),
@@ -139,7 +154,7 @@ pub async fn connect(
     let uidvalidity = mailbox
         .uid_validity
         .ok_or_else(|| ImapError::Setup(format!("IMAP mailbox \"{}\" has no UIDVALIDITY", cfg.mailbox)))?;
-    let mut conn = Connection { session, features, uidvalidity, mailbox: cfg.mailbox.clone() };
+    let mut conn = Connection { session, features, uidvalidity, mailbox: cfg.mailbox.clone(), rechecked: false };
     for folder in [&cfg.processed_mailbox, &cfg.quarantine_mailbox] {
         conn.ensure_folder(folder).await?;
     }
@@ -199,23 +214,42 @@ pub fn uid_set(uids: &[u32]) -> String {
 }
 
 impl Connection {
+    /// Creates `folder` unless it is there. A CREATE refused because the folder exists after all (another client
+    /// made it meanwhile, or the server's LIST lagged behind its disk: Dovecot has answered both ways within one
+    /// session) is success; only a folder that is still missing afterwards stops the daemon.
     async fn ensure_folder(&mut self, folder: &str) -> Result<(), ImapError> {
+        if self.folder_exists(folder).await? {
+            return Ok(());
+        }
         let session = &mut self.session;
-        let listed = timed("LIST", COMMAND_TIMEOUT, async {
+        let created = timed("CREATE", COMMAND_TIMEOUT, async {
+            match session.create(folder).await {
+                Ok(()) => Ok(None),
+                Err(async_imap::error::Error::No(message)) => Ok(Some(message)),
+                Err(e) => Err(ImapError::Transient(format!("IMAP CREATE: {e}"))),
+            }
+        })
+        .await?;
+        match created {
+            None => Ok(()),
+            Some(_) if self.folder_exists(folder).await? => Ok(()),
+            Some(message) if is_passing_trouble(&message) => {
+                Err(ImapError::Transient(format!("IMAP CREATE \"{folder}\": {message}")))
+            }
+            Some(message) => {
+                Err(ImapError::Setup(format!("IMAP folder \"{folder}\" is missing and cannot be created: {message}")))
+            }
+        }
+    }
+
+    async fn folder_exists(&mut self, folder: &str) -> Result<bool, ImapError> {
+        let session = &mut self.session;
+        timed("LIST", COMMAND_TIMEOUT, async {
             let names = session.list(Some(""), Some(folder)).await.map_err(transient("LIST"))?;
             let names: Vec<_> = names.try_collect().await.map_err(transient("LIST"))?;
             Ok(!names.is_empty())
         })
-        .await?;
-        if !listed {
-            timed("CREATE", COMMAND_TIMEOUT, async {
-                self.session.create(folder).await.map_err(|e| {
-                    ImapError::Setup(format!("IMAP folder \"{folder}\" is missing and cannot be created: {e}"))
-                })
-            })
-            .await?;
-        }
-        Ok(())
+        .await
     }
 
     /// Every mail waiting in the mailbox, oldest first, with its size: `(uid, size)`.
@@ -240,6 +274,7 @@ impl Connection {
         })
         .await?;
         sized.sort_unstable();
+        self.rechecked = false;
         Ok(sized)
     }
 
@@ -301,19 +336,32 @@ impl Connection {
 
     /// Waits for new mail: IDLE when the server has it and `use_idle`, else a plain sleep of `poll`. Returns early
     /// (with the connection) when `stop` fires.
+    ///
+    /// Mail that arrives while our last SEARCH runs is announced (`* n EXISTS`) with that command's answer, not
+    /// again when IDLE starts: IDLE would sit on it until its refresh. So a report received since the search sends
+    /// us back to search once more. Once: a server that repeats EXISTS without change must not make us spin.
     pub async fn wait(
-        self,
+        mut self,
         use_idle: bool,
         poll: Duration,
         stop: &mut tokio::sync::watch::Receiver<bool>,
     ) -> Result<(Connection, WaitOutcome), ImapError> {
-        let Connection { session, features, uidvalidity, mailbox } = self;
+        let mut reported = false;
+        while let Ok(response) = self.session.unsolicited_responses.try_recv() {
+            reported |= announces_new_mail(&response);
+        }
+        if reported && !self.rechecked {
+            self.rechecked = true;
+            return Ok((self, WaitOutcome { maybe_new: true }));
+        }
+        let Connection { session, features, uidvalidity, mailbox, .. } = self;
+        let rechecked = false;
         if !(use_idle && features.idle) {
             tokio::select! {
                 _ = tokio::time::sleep(poll) => {}
                 _ = stop.changed() => {}
             }
-            let mut conn = Connection { session, features, uidvalidity, mailbox };
+            let mut conn = Connection { session, features, uidvalidity, mailbox, rechecked };
             let session = &mut conn.session;
             timed("NOOP", COMMAND_TIMEOUT, async { session.noop().await.map_err(transient("NOOP")) }).await?;
             return Ok((conn, WaitOutcome { maybe_new: true }));
@@ -332,7 +380,7 @@ impl Connection {
         drop(interrupt);
         let session =
             timed("DONE", COMMAND_TIMEOUT, async { idle.done().await.map_err(transient("IDLE DONE")) }).await?;
-        Ok((Connection { session, features, uidvalidity, mailbox }, outcome))
+        Ok((Connection { session, features, uidvalidity, mailbox, rechecked }, outcome))
     }
 
     pub fn source_key(&self, uid: u32) -> String {
@@ -350,12 +398,29 @@ impl Connection {
 
 #[cfg(test)]
 mod tests {
-    use super::uid_set;
+    use super::{announces_new_mail, is_passing_trouble, uid_set};
+    use async_imap::types::UnsolicitedResponse;
 
     #[test]
     fn uid_sets_compress_runs() {
         assert_eq!(uid_set(&[1, 2, 3, 7, 9, 10]), "1:3,7,9:10");
         assert_eq!(uid_set(&[5]), "5");
         assert_eq!(uid_set(&[]), "");
+    }
+
+    #[test]
+    fn only_exists_and_recent_with_mail_announce_new_mail() {
+        assert!(announces_new_mail(&UnsolicitedResponse::Exists(3)));
+        assert!(announces_new_mail(&UnsolicitedResponse::Recent(1)));
+        assert!(!announces_new_mail(&UnsolicitedResponse::Exists(0)));
+        assert!(!announces_new_mail(&UnsolicitedResponse::Expunge(2)));
+    }
+
+    #[test]
+    fn temporary_refusals_are_retried_and_permanent_ones_are_not() {
+        assert!(is_passing_trouble("[UNAVAILABLE] Temporary internal error occurred"));
+        assert!(is_passing_trouble("[INUSE] Mailbox is locked"));
+        assert!(!is_passing_trouble("[NONEXISTENT] Mailbox doesn't exist: Support"));
+        assert!(!is_passing_trouble("[NOPERM] Permission denied"));
     }
 }
