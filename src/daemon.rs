@@ -24,6 +24,8 @@ use crate::setup::Setup;
 use crate::store::Store;
 
 pub const LOCK_FILE: &str = "postdesk.lock";
+/// Tries at taking the lock, 50 ms apart, before deciding another instance holds it.
+const LOCK_ATTEMPTS: u32 = 10;
 
 /// Holds the state directory's lock for the life of the process.
 pub struct InstanceLock {
@@ -43,7 +45,15 @@ impl InstanceLock {
             .write(true)
             .open(&path)
             .map_err(|e| Failure::new(EX_CONFIG, format!("{}: {e}", path.display())))?;
-        if file.try_lock_exclusive().is_err() {
+        // `postdesk status` probes the lock with a shared lock for an instant: a start that meets the probe tries
+        // again rather than reporting a running daemon that is not there.
+        let mut attempts = 0;
+        while file.try_lock_exclusive().is_err() {
+            attempts += 1;
+            if attempts < LOCK_ATTEMPTS {
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
             let holder = std::fs::read_to_string(&path).unwrap_or_default();
             return Err(Failure::new(
                 EX_TEMPFAIL,
@@ -653,5 +663,21 @@ mod tests {
         assert!(InstanceLock::is_held(dir.path()));
         drop(first);
         assert!(!InstanceLock::is_held(dir.path()));
+    }
+
+    #[test]
+    fn a_start_that_meets_a_status_probe_waits_for_it() {
+        use fs2::FileExt;
+        let dir = tempfile::tempdir().unwrap();
+        drop(InstanceLock::acquire(dir.path()).unwrap());
+        // What `is_held` does, held long enough for the start to meet it.
+        let probe = File::open(dir.path().join(LOCK_FILE)).unwrap();
+        probe.try_lock_shared().unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(150));
+            FileExt::unlock(&probe).unwrap();
+        });
+        assert!(InstanceLock::acquire(dir.path()).is_ok(), "a status probe is not a running daemon");
+        release.join().unwrap();
     }
 }
