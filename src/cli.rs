@@ -258,7 +258,8 @@ impl From<StoreError> for Failure {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // The daemon tells the journal what it does with each mail; one-shot commands speak only when something is wrong.
+    init_logging(if matches!(cli.command, Command::Run) { "info" } else { "warn" });
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
@@ -268,9 +269,9 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+fn init_logging(default_level: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("POSTDESK_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let filter = EnvFilter::try_from_env("POSTDESK_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
     // journald adds its own timestamps; plain lines on stderr read well there and in a terminal.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
