@@ -132,7 +132,8 @@ pub async fn connect(
         .map_err(|_| ImapError::Transient("IMAP login: no answer".into()))?;
     let mut session = match login {
         Ok(s) => s,
-        Err((async_imap::error::Error::No(message), _)) => {
+        // Dovecot answers NO [UNAVAILABLE] when its auth service is busy or restarting: not a wrong password.
+        Err((async_imap::error::Error::No(message), _)) if !is_passing_trouble(&message) => {
             return Err(ImapError::Auth { user: cfg.username.clone(), message: message.to_string() });
         }
         Err((e, _)) => return Err(ImapError::Transient(format!("IMAP login: {e}"))),
@@ -420,6 +421,8 @@ mod tests {
     fn temporary_refusals_are_retried_and_permanent_ones_are_not() {
         assert!(is_passing_trouble("[UNAVAILABLE] Temporary internal error occurred"));
         assert!(is_passing_trouble("[INUSE] Mailbox is locked"));
+        assert!(is_passing_trouble("[UNAVAILABLE] Temporary authentication failure. [mail:2026-11-24 01:46:55]"));
+        assert!(!is_passing_trouble("[AUTHENTICATIONFAILED] Authentication failed."));
         assert!(!is_passing_trouble("[NONEXISTENT] Mailbox doesn't exist: Support"));
         assert!(!is_passing_trouble("[NOPERM] Permission denied"));
     }
