@@ -17,6 +17,7 @@ pub const EX_CONFIG: u8 = 78;
 pub const EX_USAGE: u8 = 64;
 pub const EX_SOFTWARE: u8 = 70;
 pub const EX_NOINPUT: u8 = 66;
+pub const EX_CANTCREAT: u8 = 73;
 
 #[derive(Parser)]
 #[command(name = "postdesk", version, about = "An email-driven helpdesk daemon")]
@@ -107,6 +108,14 @@ pub enum TicketCommand {
     },
     /// The exact bytes of an article's mail as it arrived (article ids are in `ticket show`).
     Raw { article: i64 },
+    /// An attachment's content, by the SHA-256 (or its first 8+ hex digits) that `ticket show` lists.
+    Attachment {
+        number: String,
+        sha256: String,
+        /// Write to this file instead of standard output. The sender's filename is never used as a path.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -400,6 +409,22 @@ fn ticket(config_path: &Path, command: TicketCommand) -> Result<(), Failure> {
             })?;
             let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), &raw);
         }
+        TicketCommand::Attachment { number, sha256, output } => {
+            let bytes = attachment_of_ticket(&store, &config, &number, &sha256)?;
+            match output {
+                Some(path) => std::fs::write(&path, &bytes)
+                    .map_err(|e| Failure::new(EX_CANTCREAT, format!("{}: {e}", path.display())))?,
+                None if std::io::IsTerminal::is_terminal(&std::io::stdout()) => {
+                    return Err(Failure::new(
+                        EX_USAGE,
+                        format!("not writing {} bytes to a terminal; use --output FILE or a redirect", bytes.len()),
+                    ));
+                }
+                None => {
+                    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), &bytes);
+                }
+            }
+        }
         TicketCommand::Show { number, json } => {
             let detail =
                 store.ticket_detail(&number)?.ok_or_else(|| Failure::new(EX_NOINPUT, format!("no ticket {number}")))?;
@@ -411,6 +436,35 @@ fn ticket(config_path: &Path, command: TicketCommand) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// Finds the attachment among the ticket's (so a hash prefix is only ever matched within one ticket) and reads it.
+fn attachment_of_ticket(store: &Store, config: &Config, number: &str, sha256: &str) -> Result<Vec<u8>, Failure> {
+    let wanted = sha256.to_ascii_lowercase();
+    if wanted.len() < 8 || !wanted.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Failure::new(EX_USAGE, format!("\"{sha256}\": give at least 8 hex digits of the SHA-256")));
+    }
+    let detail = store.ticket_detail(number)?.ok_or_else(|| Failure::new(EX_NOINPUT, format!("no ticket {number}")))?;
+    let mut matches: Vec<String> = detail
+        .articles
+        .iter()
+        .flat_map(|a| &a.attachments)
+        .filter(|f| f.sha256.starts_with(&wanted))
+        .map(|f| f.sha256.clone())
+        .collect();
+    matches.sort();
+    matches.dedup();
+    let full = match matches.as_slice() {
+        [one] => one.clone(),
+        [] => return Err(Failure::new(EX_NOINPUT, format!("ticket {number} has no attachment {sha256}"))),
+        _ => return Err(Failure::new(EX_USAGE, format!("{sha256} matches several attachments; give more digits"))),
+    };
+    match crate::attachments::content(store, &full, &config.limits) {
+        Ok(Some(bytes)) => Ok(bytes),
+        Ok(None) => Err(Failure::new(EX_SOFTWARE, format!("attachment {full} is listed but not stored"))),
+        Err(crate::attachments::AttachmentError::Store(e)) => Err(e.into()),
+        Err(e) => Err(Failure::new(EX_SOFTWARE, e.to_string())),
+    }
 }
 
 fn check(config_path: &Path) -> Result<(), Failure> {

@@ -21,6 +21,7 @@ macro_rules! say_raw {
 
 pub mod admin;
 pub mod agents;
+pub mod attachments;
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -52,10 +52,11 @@ pub fn ticket_text(d: &TicketDetail) -> String {
         for f in &a.attachments {
             let _ = writeln!(
                 out,
-                "    attachment: {} ({}, {} bytes)",
+                "    attachment: {} ({}, {} bytes) sha256 {}",
                 f.filename.as_deref().unwrap_or("(unnamed)"),
                 f.content_type,
-                f.size
+                f.size,
+                &f.sha256[..f.sha256.len().min(12)]
             );
         }
         let _ = writeln!(out);

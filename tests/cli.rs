@@ -191,3 +191,41 @@ fn shipped_example_config_rules_and_templates_pass_check() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("billing by recipient"), "{}", stdout(&out));
 }
+
+#[test]
+fn an_attachment_comes_back_byte_for_byte_by_its_hash() {
+    let env = Env::new();
+    // A PDF-ish header and every byte value, base64 in the mail; kept only inside the raw mail.
+    let content: Vec<u8> = b"%PDF-1.4\n".iter().copied().chain((0..=255u8).cycle().take(2048)).collect();
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&content);
+    let lines: Vec<&str> = encoded.as_bytes().chunks(76).map(|c| std::str::from_utf8(c).unwrap()).collect();
+    let mail = format!(
+        "From: alice@customer.example\r\nTo: support@example.test\r\nSubject: Invoice scan\r\n\
+         Message-ID: <scan.1@customer.example>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=XX\r\n\r\n\
+         --XX\r\nContent-Type: text/plain\r\n\r\nSee the scan.\r\n--XX\r\nContent-Type: application/pdf\r\n\
+         Content-Disposition: attachment; filename=\"../../invoice.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+         {}\r\n--XX--\r\n",
+        lines.join("\r\n")
+    );
+    let out = env.ingest_bytes(mail.as_bytes());
+    let number = ticket_number(&stdout(&out));
+    let ticket = env.ticket_json(&number);
+    let listed = &ticket["articles"][0]["attachments"][0];
+    assert_eq!(listed["filename"], "../../invoice.pdf");
+    let sha = listed["sha256"].as_str().unwrap().to_string();
+
+    let target = env.dir.path().join("saved.pdf");
+    let out = env.run(&["ticket", "attachment", &number, &sha[..10], "--output", target.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&target).unwrap(), content);
+    assert!(!env.dir.path().join("invoice.pdf").exists(), "the sender's filename is never a path");
+
+    let out = env.run(&["ticket", "attachment", &number, &sha]);
+    assert_eq!(out.stdout, content, "to standard output when it is not a terminal");
+    let out = env.run(&["ticket", "attachment", &number, "0000000000"]);
+    assert_eq!(out.status.code(), Some(66), "{}", stderr(&out));
+    assert!(stderr(&out).contains("has no attachment"), "{}", stderr(&out));
+    let out = env.run(&["ticket", "attachment", &number, "abc"]);
+    assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+}

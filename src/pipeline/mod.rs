@@ -485,7 +485,7 @@ impl Pipeline {
             received_at: now,
         })?;
         for attachment in &mail.attachments {
-            tx.add_attachment(article_id, attachment)?;
+            tx.add_attachment(article_id, attachment, raw_id)?;
         }
         Ok(article_id)
     }

@@ -36,6 +36,14 @@ pub struct AttachmentView {
     pub sha256: String,
 }
 
+/// A row of `blobs`. With `raw_id` set, `data` is empty and the bytes are in that raw mail.
+#[derive(Debug, Clone)]
+pub struct Blob {
+    pub size: i64,
+    pub data: Vec<u8>,
+    pub raw_id: Option<i64>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ArticleView {
     pub id: i64,
@@ -268,6 +276,20 @@ impl Store {
             }
         }
         Ok(known)
+    }
+
+    /// An attachment's stored content: its bytes, or (`raw_id`) the raw mail they are kept in.
+    pub fn blob(&self, sha256: &str) -> Result<Option<Blob>> {
+        Ok(self
+            .conn
+            .query_row("SELECT size, data, raw_id FROM blobs WHERE sha256 = ?1", [sha256], |r| {
+                Ok(Blob { size: r.get(0)?, data: r.get(1)?, raw_id: r.get(2)? })
+            })
+            .optional()?)
+    }
+
+    pub fn raw_by_id(&self, raw_id: i64) -> Result<Option<Vec<u8>>> {
+        Ok(self.conn.query_row("SELECT data FROM raw_messages WHERE id = ?1", [raw_id], |r| r.get(0)).optional()?)
     }
 
     pub fn raw_message(&self, article_id: i64) -> Result<Option<Vec<u8>>> {

@@ -100,8 +100,9 @@ fn attachments_are_stored_once_per_content() {
         content_type: "text/plain".into(),
         data: b"same bytes".to_vec(),
     };
-    tx.add_attachment(a1, &file).unwrap();
-    tx.add_attachment(a2, &file).unwrap();
+    let raw = tx.insert_raw(b"the mail that carried it", "0").unwrap();
+    tx.add_attachment(a1, &file, raw).unwrap();
+    tx.add_attachment(a2, &file, raw).unwrap();
     tx.commit().unwrap();
     let blobs: i64 = store.conn.query_row("SELECT count(*) FROM blobs", [], |r| r.get(0)).unwrap();
     let links: i64 = store.conn.query_row("SELECT count(*) FROM attachments", [], |r| r.get(0)).unwrap();

@@ -210,12 +210,14 @@ impl<'c> Tx<'c> {
         Ok(self.tx.last_insert_rowid())
     }
 
-    /// Stores the attachment's bytes once per content (SHA-256) and links them to the article.
-    pub fn add_attachment(&self, article_id: i64, attachment: &Attachment) -> Result<()> {
+    /// Links an attachment to its article under the SHA-256 of its content. The bytes are not written a second
+    /// time: they are in `raw_id`, the raw mail that first carried this content, and
+    /// [`crate::attachments::content`] recovers them from it. A mail's attachments used to double its size on disk.
+    pub fn add_attachment(&self, article_id: i64, attachment: &Attachment, raw_id: i64) -> Result<()> {
         let sha = sha256_hex(&attachment.data);
         self.tx.execute(
-            "INSERT INTO blobs (sha256, size, data) VALUES (?1, ?2, ?3) ON CONFLICT(sha256) DO NOTHING",
-            params![sha, attachment.data.len() as i64, attachment.data],
+            "INSERT INTO blobs (sha256, size, data, raw_id) VALUES (?1, ?2, X'', ?3) ON CONFLICT(sha256) DO NOTHING",
+            params![sha, attachment.data.len() as i64, raw_id],
         )?;
         self.tx.execute(
             "INSERT INTO attachments (article_id, sha256, filename, content_type, size) VALUES (?1, ?2, ?3, ?4, ?5)",
