@@ -4,7 +4,7 @@
 //! mail again with the same parser: what comes out is what came out at ingest, and the hash proves it.
 
 use crate::config::Limits;
-use crate::store::{Store, StoreError, sha256_hex};
+use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AttachmentError {
@@ -26,7 +26,7 @@ pub fn content(store: &Store, sha256: &str, limits: &Limits) -> Result<Option<Ve
     let mail = crate::parse::parse_mail(&raw, &limits).map_err(|e| unrecoverable(format!("no longer parses: {e}")))?;
     mail.attachments
         .into_iter()
-        .find(|a| a.data.len() as i64 == blob.size && sha256_hex(&a.data) == sha256)
+        .find(|a| a.sha256 == sha256 && a.size as i64 == blob.size)
         .map(|a| Some(a.data))
         .ok_or_else(|| unrecoverable("has no attachment with this content".into()))
 }
@@ -34,6 +34,7 @@ pub fn content(store: &Store, sha256: &str, limits: &Limits) -> Result<Option<Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::sha256_hex;
     use crate::pipeline::{Incoming, Pipeline};
     use crate::setup::Setup;
 

@@ -87,7 +87,19 @@ pub struct Attachment {
     /// The sender's name for the file: metadata only, never used as a path.
     pub filename: Option<String>,
     pub content_type: String,
+    /// Decoded size in bytes.
+    pub size: usize,
+    /// Lowercase hex SHA-256 of the decoded content: its address in the store.
+    pub sha256: String,
+    /// The decoded bytes. Empty in mail from [`crate::parse::parse_mail_hashed`]: the store keeps attachments
+    /// inside the raw mail, so the pipeline does not carry a second copy.
     pub data: Vec<u8>,
+}
+
+/// Lowercase hex SHA-256 of bytes.
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
 }
 
 /// A header as it appeared, with its value unfolded and RFC 2047-decoded where that applies.

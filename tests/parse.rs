@@ -68,6 +68,8 @@ const CASES: &[(&str, Check)] = &[
             m.attachments.iter().map(|a| (a.content_type.as_str(), a.filename.as_deref())).collect();
         assert_eq!(atts, [("image/png", None), ("application/pdf", Some("Rechnung März.pdf"))]);
         assert_eq!(m.attachments[1].data, b"%PDF-1.4 fake");
+        assert_eq!(m.attachments[1].size, 13);
+        assert_eq!(m.attachments[1].sha256, postdesk::model::sha256_hex(b"%PDF-1.4 fake"));
     }),
     ("autoreply.eml", |m| {
         assert_eq!(m.return_path.as_deref(), Some(""));
@@ -188,4 +190,16 @@ fn ten_thousand_deep_multipart_is_too_deep() {
     let err = parse_mail(&raw, &Limits::default()).unwrap_err();
     assert_eq!(err, Rejection::TooDeep { limit: 16 });
     assert!(err.to_string().contains("limits.max_nesting_depth"));
+}
+
+#[test]
+fn the_pipeline_parse_keeps_each_attachments_hash_and_size_but_not_its_bytes() {
+    let raw = fixture("attachments.eml");
+    let full = parse_mail(&raw, &Limits::default()).unwrap();
+    let hashed = postdesk::parse::parse_mail_hashed(&raw, &Limits::default()).unwrap();
+    assert_eq!(hashed.attachments.len(), full.attachments.len());
+    for (h, f) in hashed.attachments.iter().zip(&full.attachments) {
+        assert!(h.data.is_empty() && !f.data.is_empty());
+        assert_eq!((h.size, &h.sha256, &h.filename), (f.data.len(), &f.sha256, &f.filename));
+    }
 }

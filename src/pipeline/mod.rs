@@ -199,7 +199,7 @@ impl Pipeline {
     pub fn parse_batch(&self, batch: &[Incoming]) -> Parsed {
         batch
             .iter()
-            .map(|m| m.refused.is_none().then(|| parse::parse_mail(&m.raw, &self.setup.config.limits)))
+            .map(|m| m.refused.is_none().then(|| parse::parse_mail_hashed(&m.raw, &self.setup.config.limits)))
             .collect()
     }
 

@@ -105,11 +105,7 @@ impl Store {
     }
 }
 
-/// Lowercase hex SHA-256 of bytes.
-pub fn sha256_hex(data: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(data))
-}
+pub use crate::model::sha256_hex;
 
 #[cfg(test)]
 mod tests;

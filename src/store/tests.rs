@@ -98,7 +98,9 @@ fn attachments_are_stored_once_per_content() {
     let file = crate::model::Attachment {
         filename: Some("../../etc/passwd".into()),
         content_type: "text/plain".into(),
-        data: b"same bytes".to_vec(),
+        size: 10,
+        sha256: sha256_hex(b"same bytes"),
+        data: Vec::new(),
     };
     let raw = tx.insert_raw(b"the mail that carried it", "0").unwrap();
     tx.add_attachment(a1, &file, raw).unwrap();

@@ -3,7 +3,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Result, sha256_hex};
+use super::Result;
 use crate::model::{Attachment, Priority, TicketState};
 use crate::thread::{ThreadLookup, TicketRef};
 
@@ -214,14 +214,14 @@ impl<'c> Tx<'c> {
     /// time: they are in `raw_id`, the raw mail that first carried this content, and
     /// [`crate::attachments::content`] recovers them from it. A mail's attachments used to double its size on disk.
     pub fn add_attachment(&self, article_id: i64, attachment: &Attachment, raw_id: i64) -> Result<()> {
-        let sha = sha256_hex(&attachment.data);
+        let (sha, size) = (&attachment.sha256, attachment.size as i64);
         self.tx.execute(
             "INSERT INTO blobs (sha256, size, data, raw_id) VALUES (?1, ?2, X'', ?3) ON CONFLICT(sha256) DO NOTHING",
-            params![sha, attachment.data.len() as i64, raw_id],
+            params![sha, size, raw_id],
         )?;
         self.tx.execute(
             "INSERT INTO attachments (article_id, sha256, filename, content_type, size) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![article_id, sha, attachment.filename, attachment.content_type, attachment.data.len() as i64],
+            params![article_id, sha, attachment.filename, attachment.content_type, size],
         )?;
         Ok(())
     }

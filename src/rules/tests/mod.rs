@@ -40,6 +40,8 @@ pub(super) fn mail() -> InboundMail {
         attachments: vec![Attachment {
             filename: Some("invoice.PDF".into()),
             content_type: "application/pdf".into(),
+            size: 4,
+            sha256: crate::model::sha256_hex(b"%PDF"),
             data: b"%PDF".to_vec(),
         }],
         classification: Classification::Human,
