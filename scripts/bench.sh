@@ -7,6 +7,7 @@
 # Without MAILDIR it generates the shared workload: genmail.py new --count ${N:-500} --seed ${SEED:-1}, found at
 # $POSTDESK_WORKLOAD (the directory holding genmail.py, or the script itself), else ../shared/workload beside the repo.
 # With MAILDIR (cur/ and new/) only the new-mail phase and the floor run: there is no manifest for follow-ups.
+# BENCH_IMAP_EXTRA adds lines to the daemon's [imap] section, e.g. BENCH_IMAP_EXTRA='batch_bytes = 8388608'.
 # Each run starts its own mail stack (scripts/mailstack.sh, needs root) and a fresh state directory.
 #
 # Per run:
@@ -154,6 +155,7 @@ tls = "plain"
 username = "support@example.test"
 password_file = "$state/imap-password"
 reconnect_max_seconds = 2
+${BENCH_IMAP_EXTRA:-}
 EOF
   echo "$state/postdesk.toml"
 }

@@ -134,7 +134,14 @@ struct KeptAs<'a> {
 }
 
 /// What [`Pipeline::parse_batch`] made of each mail: `None` for mail the source refused before download.
-pub type Parsed = Vec<Option<Result<InboundMail, Rejection>>>;
+pub type Parsed = Vec<Option<ParsedMail>>;
+
+/// One mail after the pure half of a batch, with the hash of its raw bytes (the ledger's duplicate key): taken on
+/// the parsing core, not inside the store's transaction.
+pub struct ParsedMail {
+    pub sha256: String,
+    pub mail: Result<InboundMail, Rejection>,
+}
 
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
@@ -199,7 +206,12 @@ impl Pipeline {
     pub fn parse_batch(&self, batch: &[Incoming]) -> Parsed {
         batch
             .iter()
-            .map(|m| m.refused.is_none().then(|| parse::parse_mail_hashed(&m.raw, &self.setup.config.limits)))
+            .map(|m| {
+                m.refused.is_none().then(|| ParsedMail {
+                    sha256: sha256_hex(&m.raw),
+                    mail: parse::parse_mail_hashed(&m.raw, &self.setup.config.limits),
+                })
+            })
             .collect()
     }
 
@@ -218,7 +230,7 @@ impl Pipeline {
             let span = tracing::info_span!("mail", source = %incoming.source, message_id = tracing::field::Empty,
                 ticket = tracing::field::Empty);
             let _guard = span.enter();
-            if let Some(Ok(mail)) = &parsed {
+            if let Some(ParsedMail { mail: Ok(mail), .. }) = &parsed {
                 span.record("message_id", mail.message_id.as_deref().unwrap_or("-"));
             }
             let savepoint = format!("m{index}");
@@ -257,7 +269,7 @@ impl Pipeline {
         &self,
         tx: &Tx<'_>,
         incoming: &Incoming,
-        parsed: Option<&Result<InboundMail, Rejection>>,
+        parsed: Option<&ParsedMail>,
         now: i64,
     ) -> Result<Outcome, StoreError> {
         if let Some(key) = &incoming.source_key
@@ -273,17 +285,20 @@ impl Pipeline {
             )?;
             return Ok(Outcome::Quarantined { id, reason: refusal.reason.clone() });
         }
-        let sha = sha256_hex(&incoming.raw);
-        if let Some(hit) = tx.ledger_by_sha256(&sha)? {
-            tx.record_ledger(&LedgerEntry { outcome: "duplicate", sha256: &sha, ..incoming.ledger() }, now)?;
+        let Some(ParsedMail { sha256: sha, mail }) = parsed else {
+            // Only refused mail comes unparsed, and it returned above; were that ever broken, the mail is
+            // quarantined by the caller rather than the daemon stopping.
+            return Err(StoreError::Invalid("a mail reached the store without being parsed".into()));
+        };
+        if let Some(hit) = tx.ledger_by_sha256(sha)? {
+            tx.record_ledger(&LedgerEntry { outcome: "duplicate", sha256: sha, ..incoming.ledger() }, now)?;
             return Ok(Outcome::Duplicate { number: hit.ticket_number });
         }
-        let mail = match parsed {
-            Some(Ok(mail)) => mail,
-            Some(Err(rejection)) => return self.quarantine(tx, incoming, &rejection.to_string(), now),
-            None => unreachable!("a refused mail returned above"),
+        let mail = match mail {
+            Ok(mail) => mail,
+            Err(rejection) => return self.quarantine(tx, incoming, &rejection.to_string(), now),
         };
-        self.store_mail(tx, incoming, mail, &sha, now)
+        self.store_mail(tx, incoming, mail, sha, now)
     }
 
     fn quarantine(&self, tx: &Tx<'_>, incoming: &Incoming, reason: &str, now: i64) -> Result<Outcome, StoreError> {
