@@ -227,6 +227,11 @@ impl Connection {
             match session.create(folder).await {
                 Ok(()) => Ok(None),
                 Err(async_imap::error::Error::No(message)) => Ok(Some(message)),
+                // BAD: the server cannot take this name at all; waiting will not change that.
+                Err(async_imap::error::Error::Bad(message)) => Err(ImapError::Setup(format!(
+                    "IMAP folder \"{folder}\" cannot be created: {message}; check imap.processed_mailbox and \
+                     imap.quarantine_mailbox"
+                ))),
                 Err(e) => Err(ImapError::Transient(format!("IMAP CREATE: {e}"))),
             }
         })
@@ -356,13 +361,12 @@ impl Connection {
             return Ok((self, WaitOutcome { maybe_new: true }));
         }
         let Connection { session, features, uidvalidity, mailbox, .. } = self;
-        let rechecked = false;
         if !(use_idle && features.idle) {
             tokio::select! {
                 _ = tokio::time::sleep(poll) => {}
                 _ = stop.changed() => {}
             }
-            let mut conn = Connection { session, features, uidvalidity, mailbox, rechecked };
+            let mut conn = Connection { session, features, uidvalidity, mailbox, rechecked: false };
             let session = &mut conn.session;
             timed("NOOP", COMMAND_TIMEOUT, async { session.noop().await.map_err(transient("NOOP")) }).await?;
             return Ok((conn, WaitOutcome { maybe_new: true }));
@@ -381,7 +385,7 @@ impl Connection {
         drop(interrupt);
         let session =
             timed("DONE", COMMAND_TIMEOUT, async { idle.done().await.map_err(transient("IDLE DONE")) }).await?;
-        Ok((Connection { session, features, uidvalidity, mailbox, rechecked }, outcome))
+        Ok((Connection { session, features, uidvalidity, mailbox, rechecked: false }, outcome))
     }
 
     pub fn source_key(&self, uid: u32) -> String {

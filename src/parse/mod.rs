@@ -31,8 +31,25 @@ pub enum Rejection {
     ParserFailed(String),
 }
 
+/// Whether parsed attachments carry their decoded bytes or only their hash and size.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum AttachmentBytes {
+    Keep,
+    HashOnly,
+}
+
 /// Parses and classifies one message.
 pub fn parse_mail(raw: &[u8], limits: &Limits) -> Result<InboundMail, Rejection> {
+    parse(raw, limits, AttachmentBytes::Keep)
+}
+
+/// [`parse_mail`] for the pipeline: attachments keep their hash and size but not their bytes, which the store
+/// keeps inside the raw mail. A batch in memory is then about its raw size, not twice that.
+pub fn parse_mail_hashed(raw: &[u8], limits: &Limits) -> Result<InboundMail, Rejection> {
+    parse(raw, limits, AttachmentBytes::HashOnly)
+}
+
+fn parse(raw: &[u8], limits: &Limits, attachment_bytes: AttachmentBytes) -> Result<InboundMail, Rejection> {
     limits::prescan(raw, limits)?;
     // mail-parser is fuzzed and meant to be total; catching a panic anyway keeps one bad mail from taking down the
     // fetch loop (defence in depth). The same goes for our own extraction code below.
@@ -41,7 +58,7 @@ pub fn parse_mail(raw: &[u8], limits: &Limits) -> Result<InboundMail, Rejection>
             .parse(raw)
             .ok_or_else(|| Rejection::NotMail("the MIME parser found no headers".into()))?;
         check_tree(&message, limits)?;
-        Ok(build(&message, raw.len()))
+        Ok(build(&message, raw.len(), attachment_bytes))
     }))
     .unwrap_or_else(|panic| {
         let what = panic
@@ -51,16 +68,6 @@ pub fn parse_mail(raw: &[u8], limits: &Limits) -> Result<InboundMail, Rejection>
             .unwrap_or_else(|| "panic".into());
         Err(Rejection::ParserFailed(what))
     })
-}
-
-/// [`parse_mail`] for the pipeline: attachments keep their hash and size but not their bytes, which the store
-/// keeps inside the raw mail. A batch in memory is then about its raw size, not twice that.
-pub fn parse_mail_hashed(raw: &[u8], limits: &Limits) -> Result<InboundMail, Rejection> {
-    let mut mail = parse_mail(raw, limits)?;
-    for attachment in &mut mail.attachments {
-        attachment.data = Vec::new();
-    }
-    Ok(mail)
 }
 
 /// Counts the parts and nesting depth of the parsed tree, nested messages included.
@@ -86,7 +93,7 @@ fn check_tree(message: &Message<'_>, limits: &Limits) -> Result<(), Rejection> {
     Ok(())
 }
 
-fn build(message: &Message<'_>, size: usize) -> InboundMail {
+fn build(message: &Message<'_>, size: usize, attachment_bytes: AttachmentBytes) -> InboundMail {
     let mut mail = InboundMail {
         size,
         message_id: message.message_id().map(strip_brackets),
@@ -110,7 +117,7 @@ fn build(message: &Message<'_>, size: usize) -> InboundMail {
         .filter(|v| !v.is_empty())
         .collect();
     mail.return_path = mail.header("Return-Path").map(|v| strip_brackets(v.split_whitespace().next().unwrap_or("")));
-    fill_bodies(message, &mut mail);
+    fill_bodies(message, &mut mail, attachment_bytes);
     mail.visible_text = strip::visible_text(&mail.text);
     add_warnings(message, &mut mail);
 
@@ -175,7 +182,7 @@ fn is_plain(part: &MessagePart<'_>) -> bool {
 
 /// text: every text/plain body part joined, else the HTML converted; html: the HTML body parts; attachments:
 /// every other leaf part (inline images included), nested messages as their raw bytes.
-fn fill_bodies(message: &Message<'_>, mail: &mut InboundMail) {
+fn fill_bodies(message: &Message<'_>, mail: &mut InboundMail, attachment_bytes: AttachmentBytes) {
     let mut texts = Vec::new();
     for part in message.text_body.iter().filter_map(|&id| message.parts.get(id as usize)) {
         if let PartType::Text(t) = &part.body
@@ -219,7 +226,7 @@ fn fill_bodies(message: &Message<'_>, mail: &mut InboundMail) {
             content_type: content_type(part).unwrap_or_else(|| "application/octet-stream".into()),
             size: data.len(),
             sha256: crate::model::sha256_hex(data),
-            data: data.to_vec(),
+            data: if attachment_bytes == AttachmentBytes::Keep { data.to_vec() } else { Vec::new() },
         });
     }
 }
