@@ -92,6 +92,15 @@ wait_tickets() {
   for _ in $(seq 1 300); do [[ "$(tickets)" -ge "$1" ]] && return 0; sleep 0.1; done
   echo "demo.sh: expected $1 tickets; postdesk log:" >&2; tail -20 "$demo/postdesk.log" >&2; return 1
 }
+wait_for_mail() { # address, pattern, tries 0.1 s apart: prints the path of the first of its mails that matches
+  for _ in $(seq 1 "$3"); do
+    for f in $(bash scripts/mailstack.sh fetch "$demo/stack" "$1"); do
+      grep -q "$2" "$f" && { echo "$f"; return 0; }
+    done
+    sleep 0.1
+  done
+  return 1
+}
 
 say "Customers write to support@ and billing@example.com (sent through Postfix, delivered by LMTP into Dovecot)"
 send customer@example.test scripts/demo-mail/01-printer.eml
@@ -131,15 +140,8 @@ grep -E '^(From|To|Subject|Message-ID|In-Reply-To|Auto-Submitted):' "$ack" || tr
 echo "  ... ($(bash scripts/mailstack.sh count "$demo/stack" customer@example.test) mails in her INBOX; the out-of-office got no reply)"
 
 say "Agent One was notified; the notification's Reply-To is signed for her and this ticket"
-note=
-for _ in $(seq 1 100); do
-  for f in $(bash scripts/mailstack.sh fetch "$demo/stack" agent1@example.test); do
-    grep -q "^Subject:.*$first" "$f" && note=$f && break
-  done
-  [[ -n "$note" ]] && break
-  sleep 0.1
-done
-[[ -n "$note" ]] || { echo "demo.sh: no notification for agent1" >&2; exit 1; }
+note=$(wait_for_mail agent1@example.test "^Subject:.*$first" 100) ||
+  { echo "demo.sh: no notification for agent1" >&2; exit 1; }
 grep -E '^(From|To|Subject|Reply-To|Message-ID|Auto-Submitted):' "$note"
 reply_to=$(grep -m1 -i '^Reply-To:' "$note" | sed 's/^[^:]*: *//; s/.*<//; s/>.*//')
 note_id=$(grep -m1 -i '^Message-ID:' "$note" | sed 's/^[^:]*: *//')
@@ -161,15 +163,8 @@ On Mon, 23 Nov 2026, Example Support wrote:
 MAIL
 cat "$demo/agent-reply.eml"
 /usr/sbin/sendmail -C "$PD_POSTFIX_CONFIG_DIR" -f agent1@example.test "$reply_to" < "$demo/agent-reply.eml"
-answer=
-for _ in $(seq 1 150); do
-  for f in $(bash scripts/mailstack.sh fetch "$demo/stack" customer@example.test); do
-    grep -q "technician" "$f" && answer=$f && break
-  done
-  [[ -n "$answer" ]] && break
-  sleep 0.1
-done
-[[ -n "$answer" ]] || { echo "demo.sh: the agent's answer did not reach the customer; log:" >&2; tail -20 "$demo/postdesk.log" >&2; exit 1; }
+answer=$(wait_for_mail customer@example.test "technician" 150) ||
+  { echo "demo.sh: the agent's answer did not reach the customer; log:" >&2; tail -20 "$demo/postdesk.log" >&2; exit 1; }
 say "Alice received the answer from the support address (Agent One's quote and command stripped, her address hidden):"
 grep -E '^(From|To|Subject|In-Reply-To):' "$answer"
 sed -n '/^$/,$p' "$answer" | sed 's/^/  /'

@@ -13,6 +13,17 @@ macro_rules! say {
     ($($arg:tt)*) => {{ let _ = std::io::Write::write_fmt(&mut std::io::stdout().lock(), format_args!("{}\n", format_args!($($arg)*))); }};
 }
 
+/// Writes each item on a line of its own: how the lists of load errors (rules, templates) display.
+pub(crate) fn write_lines<T: std::fmt::Display>(f: &mut std::fmt::Formatter<'_>, items: &[T]) -> std::fmt::Result {
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            f.write_str("\n")?;
+        }
+        write!(f, "{item}")?;
+    }
+    Ok(())
+}
+
 /// Like [`say!`] without the newline.
 #[macro_export]
 macro_rules! say_raw {

@@ -156,13 +156,7 @@ pub struct TemplateErrors(pub Vec<TemplateError>);
 
 impl fmt::Display for TemplateErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("\n")?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
+        crate::write_lines(f, &self.0)
     }
 }
 
