@@ -4,10 +4,79 @@
 use std::path::Path;
 
 use crate::agents::notify::Event;
-use crate::cli::{
-    AgentCommand, EX_CONFIG, EX_NOINPUT, EX_USAGE, Failure, OnOff, QueueCommand, RoleCommand, load_config, open_store,
-    print_json,
-};
+use clap::Subcommand;
+
+use crate::exit::{EX_CONFIG, EX_NOINPUT, EX_USAGE, Failure};
+use crate::report::print_json;
+use crate::setup::{load_config, open_store};
+
+#[derive(Subcommand)]
+pub enum AgentCommand {
+    /// Add an agent (or rename one), with roles.
+    Add {
+        address: String,
+        #[arg(long)]
+        name: String,
+        /// Role to give (repeatable); created when missing.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// A disabled agent gets nothing and can do nothing.
+    Disable {
+        address: String,
+    },
+    Enable {
+        address: String,
+    },
+    /// Switch one notification on or off: new-ticket, followup, moved, assigned, lock-timeout.
+    Notify {
+        address: String,
+        event: String,
+        setting: OnOff,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Subcommand)]
+pub enum RoleCommand {
+    /// Create a role granting queues (repeat --queue), or add queues to it.
+    Add {
+        name: String,
+        #[arg(long = "queue")]
+        queues: Vec<String>,
+    },
+    /// Give a role to an agent.
+    Give { role: String, agent: String },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum QueueCommand {
+    Add {
+        name: String,
+        #[arg(long)]
+        address: Option<String>,
+        /// Template set under the templates directory.
+        #[arg(long)]
+        templates: Option<String>,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()

@@ -67,7 +67,7 @@ mod tests {
         );
         std::fs::write(&config, text).unwrap();
         let setup = Setup::load(&config).unwrap();
-        let signer = crate::cli::load_signer(&setup.config).unwrap();
+        let signer = crate::setup::load_signer(&setup.config).unwrap();
         let pipeline = Pipeline::new(setup, signer);
         let mut store = Store::open_in_memory().unwrap();
 

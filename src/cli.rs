@@ -6,18 +6,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::admin::{AgentCommand, QueueCommand, RoleCommand};
 use crate::config::{self, Config};
+use crate::exit::{EX_CANTCREAT, EX_CONFIG, EX_NOINPUT, EX_SOFTWARE, EX_USAGE, Failure};
 use crate::ingest::files::{Input, read_input};
 use crate::pipeline::{Incoming, Pipeline};
-use crate::setup::Setup;
-use crate::store::{Store, StoreError, TicketFilter};
-
-pub const EX_TEMPFAIL: u8 = 75;
-pub const EX_CONFIG: u8 = 78;
-pub const EX_USAGE: u8 = 64;
-pub const EX_SOFTWARE: u8 = 70;
-pub const EX_NOINPUT: u8 = 66;
-pub const EX_CANTCREAT: u8 = 73;
+use crate::report::print_json;
+use crate::setup::{Setup, load_config, load_setup, load_signer, open_store};
+use crate::store::{Store, TicketFilter};
 
 #[derive(Parser)]
 #[command(name = "postdesk", version, about = "An email-driven helpdesk daemon")]
@@ -163,74 +159,6 @@ pub enum SuppressCommand {
 }
 
 #[derive(Subcommand)]
-pub enum AgentCommand {
-    /// Add an agent (or rename one), with roles.
-    Add {
-        address: String,
-        #[arg(long)]
-        name: String,
-        /// Role to give (repeatable); created when missing.
-        #[arg(long = "role")]
-        roles: Vec<String>,
-    },
-    List {
-        #[arg(long)]
-        json: bool,
-    },
-    /// A disabled agent gets nothing and can do nothing.
-    Disable {
-        address: String,
-    },
-    Enable {
-        address: String,
-    },
-    /// Switch one notification on or off: new-ticket, followup, moved, assigned, lock-timeout.
-    Notify {
-        address: String,
-        event: String,
-        setting: OnOff,
-    },
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-pub enum OnOff {
-    On,
-    Off,
-}
-
-#[derive(Subcommand)]
-pub enum RoleCommand {
-    /// Create a role granting queues (repeat --queue), or add queues to it.
-    Add {
-        name: String,
-        #[arg(long = "queue")]
-        queues: Vec<String>,
-    },
-    /// Give a role to an agent.
-    Give { role: String, agent: String },
-    List {
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Subcommand)]
-pub enum QueueCommand {
-    Add {
-        name: String,
-        #[arg(long)]
-        address: Option<String>,
-        /// Template set under the templates directory.
-        #[arg(long)]
-        templates: Option<String>,
-    },
-    List {
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Subcommand)]
 pub enum QuarantineCommand {
     List {
         #[arg(long, default_value_t = 50)]
@@ -238,31 +166,6 @@ pub enum QuarantineCommand {
         #[arg(long)]
         json: bool,
     },
-}
-
-/// A failure with the exit code it maps to.
-#[derive(Debug)]
-pub struct Failure {
-    pub code: u8,
-    pub message: String,
-}
-
-impl Failure {
-    pub fn new(code: u8, message: impl Into<String>) -> Self {
-        Failure { code, message: message.into() }
-    }
-}
-
-impl From<config::ConfigError> for Failure {
-    fn from(e: config::ConfigError) -> Self {
-        Failure::new(EX_CONFIG, e.to_string())
-    }
-}
-
-impl From<StoreError> for Failure {
-    fn from(e: StoreError) -> Self {
-        Failure::new(if e.is_transient() { EX_TEMPFAIL } else { EX_SOFTWARE }, e.to_string())
-    }
 }
 
 pub fn main() -> ExitCode {
@@ -310,28 +213,6 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             quarantine_list(&cli.config, limit, json)
         }
     }
-}
-
-pub fn load_config(path: &Path) -> Result<Config, Failure> {
-    Ok(Config::load(path)?)
-}
-
-/// Config, rules and templates together; every problem in one message, exit 78.
-pub fn load_setup(path: &Path) -> Result<Setup, Failure> {
-    Setup::load(path).map_err(|e| Failure::new(EX_CONFIG, e.to_string()))
-}
-
-/// The HMAC key that signs our Message-IDs and reply addresses: made on first use, kept in the state directory.
-pub fn load_signer(config: &Config) -> Result<std::sync::Arc<crate::outbound::Signer>, Failure> {
-    std::fs::create_dir_all(&config.storage.state_dir)
-        .map_err(|e| Failure::new(EX_CONFIG, format!("{}: {e}", config.storage.state_dir.display())))?;
-    crate::outbound::Signer::load_or_create(&config.storage.state_dir)
-        .map(std::sync::Arc::new)
-        .map_err(|e| Failure::new(EX_CONFIG, format!("{}: signing key: {e}", config.storage.state_dir.display())))
-}
-
-pub fn open_store(config: &Config) -> Result<Store, Failure> {
-    Ok(Store::open(&config.database_path())?)
 }
 
 /// Mails per transaction for `ingest` of many files: enough to amortise the commit, small enough to bound memory.
@@ -633,8 +514,4 @@ fn quarantine_list(config_path: &Path, limit: u32, json: bool) -> Result<(), Fai
         }
     }
     Ok(())
-}
-
-pub fn print_json<T: serde::Serialize>(value: &T) {
-    crate::say!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")));
 }

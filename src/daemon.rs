@@ -14,8 +14,8 @@ use rand::Rng;
 use tokio::sync::{Notify, watch};
 use tracing::{debug, error, info, warn};
 
-use crate::cli::{EX_CONFIG, EX_SOFTWARE, EX_TEMPFAIL, Failure};
 use crate::config::{ImapConfig, Secret, TlsMode, read_secret};
+use crate::exit::{EX_CONFIG, EX_SOFTWARE, EX_TEMPFAIL, Failure};
 use crate::ingest::imap::{self, Connection, ImapError};
 use crate::outbound::Relay;
 use crate::outbound::sender::Sender;
@@ -98,7 +98,7 @@ impl Shared {
 }
 
 pub fn run(config_path: &Path) -> Result<(), Failure> {
-    let setup = crate::cli::load_setup(config_path)?;
+    let setup = crate::setup::load_setup(config_path)?;
     let config = setup.config.clone();
     if config.imap.is_none() && config.smtp.is_none() {
         return Err(Failure::new(
@@ -122,7 +122,7 @@ pub fn run(config_path: &Path) -> Result<(), Failure> {
         None => None,
     };
     let _lock = InstanceLock::acquire(&config.storage.state_dir)?;
-    let signer = crate::cli::load_signer(&config)?;
+    let signer = crate::setup::load_signer(&config)?;
     let mut store = Store::open(&config.database_path())?;
     crate::admin::seed_from_config(&mut store, &config)?;
     store.manual_checkpoints()?;

@@ -36,6 +36,7 @@ pub mod attachments;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod exit;
 pub mod ingest;
 pub mod model;
 pub mod outbound;

@@ -246,3 +246,13 @@ impl TicketState {
         })
     }
 }
+
+/// The ticket an automatic reply is about.
+pub struct TicketFacts {
+    pub id: i64,
+    pub number: String,
+    pub subject: String,
+    pub queue: String,
+    pub state: String,
+    pub priority: String,
+}

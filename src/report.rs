@@ -122,3 +122,8 @@ fn ago(seconds: i64) -> String {
         s => format!("{}d", s / 86_400),
     }
 }
+
+/// JSON for scripts, pretty-printed.
+pub fn print_json<T: serde::Serialize>(value: &T) {
+    crate::say!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")));
+}

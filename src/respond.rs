@@ -4,22 +4,13 @@
 
 use tracing::info;
 
+pub use crate::model::TicketFacts;
 use crate::model::{Address, InboundMail};
 use crate::outbound::templates::{ArticleInfo, Person, Rendered, TemplateContext, TicketInfo};
 use crate::outbound::{AutoSubmitted, OutgoingMail, ReplyPolicyInput, Signer, auto_reply_blocker, build};
 use crate::setup::Setup;
 use crate::store::{NewArticle, NewOutgoing, StoreError, Tx};
 use crate::token::TokenFormat;
-
-/// The ticket an automatic reply is about.
-pub struct TicketFacts {
-    pub id: i64,
-    pub number: String,
-    pub subject: String,
-    pub queue: String,
-    pub state: String,
-    pub priority: String,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplyOutcome {

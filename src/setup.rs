@@ -7,8 +7,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::{Config, ConfigError};
+use crate::exit::{EX_CONFIG, Failure};
 use crate::outbound::{TemplateErrors, Templates};
 use crate::rules::{RuleErrors, RuleSet, Vocabulary};
+use crate::store::Store;
 
 #[derive(Clone)]
 pub struct Setup {
@@ -134,4 +136,26 @@ pub fn vocabulary(config: &Config, templates: Option<&Templates>) -> Vocabulary 
 
 fn template_lines(e: &TemplateErrors) -> Vec<String> {
     e.0.iter().map(|t| t.to_string()).collect()
+}
+
+pub fn load_config(path: &Path) -> Result<Config, Failure> {
+    Ok(Config::load(path)?)
+}
+
+/// Config, rules and templates together; every problem in one message, exit 78.
+pub fn load_setup(path: &Path) -> Result<Setup, Failure> {
+    Setup::load(path).map_err(|e| Failure::new(EX_CONFIG, e.to_string()))
+}
+
+/// The HMAC key that signs our Message-IDs and reply addresses: made on first use, kept in the state directory.
+pub fn load_signer(config: &Config) -> Result<std::sync::Arc<crate::outbound::Signer>, Failure> {
+    std::fs::create_dir_all(&config.storage.state_dir)
+        .map_err(|e| Failure::new(EX_CONFIG, format!("{}: {e}", config.storage.state_dir.display())))?;
+    crate::outbound::Signer::load_or_create(&config.storage.state_dir)
+        .map(std::sync::Arc::new)
+        .map_err(|e| Failure::new(EX_CONFIG, format!("{}: signing key: {e}", config.storage.state_dir.display())))
+}
+
+pub fn open_store(config: &Config) -> Result<Store, Failure> {
+    Ok(Store::open(&config.database_path())?)
 }

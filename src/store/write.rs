@@ -242,13 +242,13 @@ impl<'c> Tx<'c> {
     }
 
     /// What templates show about a ticket.
-    pub fn ticket_facts(&self, ticket_id: i64) -> Result<crate::respond::TicketFacts> {
+    pub fn ticket_facts(&self, ticket_id: i64) -> Result<crate::model::TicketFacts> {
         Ok(self.tx.query_row(
             "SELECT id, number, subject, queue, state, priority FROM tickets WHERE id = ?1",
             [ticket_id],
             |r| {
                 let priority: i64 = r.get(5)?;
-                Ok(crate::respond::TicketFacts {
+                Ok(crate::model::TicketFacts {
                     id: r.get(0)?,
                     number: r.get(1)?,
                     subject: r.get(2)?,
