@@ -34,7 +34,7 @@ pub enum Command {
         /// Files or folders; none means one message on stdin.
         files: Vec<PathBuf>,
     },
-    /// Look at tickets.
+    /// Look at tickets, or act on one: reply, note, close, reopen, assign, queue, priority, merge.
     Ticket {
         #[command(subcommand)]
         command: TicketCommand,
@@ -112,6 +112,8 @@ pub enum TicketCommand {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    #[command(flatten)]
+    Act(crate::act::TicketAction),
 }
 
 #[derive(Subcommand)]
@@ -197,6 +199,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Run => crate::daemon::run(&cli.config),
         Command::Ingest { files } => ingest(&cli.config, &files),
+        Command::Ticket { command: TicketCommand::Act(action) } => crate::act::run(&cli.config, action),
         Command::Ticket { command } => ticket(&cli.config, command),
         Command::Check => check(&cli.config),
         Command::Rules { command: RulesCommand::Check { dir } } => rules_check(&cli.config, dir.as_deref()),
@@ -306,6 +309,7 @@ fn ticket(config_path: &Path, command: TicketCommand) -> Result<(), Failure> {
                 }
             }
         }
+        TicketCommand::Act(_) => unreachable!("ticket actions are dispatched by run()"),
         TicketCommand::Show { number, json } => {
             let detail =
                 store.ticket_detail(&number)?.ok_or_else(|| Failure::new(EX_NOINPUT, format!("no ticket {number}")))?;

@@ -9,6 +9,10 @@ pub const EX_CONFIG: u8 = 78;
 pub const EX_USAGE: u8 = 64;
 pub const EX_SOFTWARE: u8 = 70;
 pub const EX_NOINPUT: u8 = 66;
+/// Input that is not acceptable: an empty reply, an unknown queue, a refused command.
+pub const EX_DATAERR: u8 = 65;
+/// Not allowed: the agent named has no rights on the ticket's queue.
+pub const EX_NOPERM: u8 = 77;
 pub const EX_CANTCREAT: u8 = 73;
 
 /// A failure with the exit code it maps to.

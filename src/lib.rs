@@ -30,6 +30,7 @@ macro_rules! say_raw {
     ($($arg:tt)*) => {{ let _ = std::io::Write::write_fmt(&mut std::io::stdout().lock(), format_args!($($arg)*)); }};
 }
 
+pub mod act;
 pub mod admin;
 pub mod agents;
 pub mod attachments;

@@ -114,7 +114,9 @@ fn command_word(line: &str) -> Option<(&str, &str)> {
     Some((&rest[..end], rest[end..].trim()))
 }
 
-fn parse_command(word: &str, args: &str) -> Result<Command, String> {
+/// One command, `#word args`, parsed by the grammar above: also how the command line's `postdesk ticket close|…`
+/// read their arguments, so both front ends accept and refuse exactly the same.
+pub fn parse_command(word: &str, args: &str) -> Result<Command, String> {
     let name = word.to_ascii_lowercase();
     let bare = |command: Command| {
         if args.is_empty() { Ok(command) } else { Err(format!("#{name} takes no argument, got \"{args}\"")) }

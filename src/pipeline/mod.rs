@@ -2,6 +2,7 @@
 //! transaction (group commit); each mail has its own savepoint, so one bad mail is quarantined and the rest go on.
 //! The caller acknowledges its source (IMAP move, MTA exit code) only after [`Pipeline::process_batch`] returns.
 
+pub mod actions;
 mod agent;
 
 use std::fmt;
