@@ -245,3 +245,17 @@ ALTER TABLE tickets ADD COLUMN pending_until INTEGER;  -- #pending: reopens then
 -- A blob with raw_id set has empty data: its content is the attachment of that raw mail whose SHA-256 is the key,
 -- recovered by parsing the mail again (src/attachments.rs). Blobs written before this migration keep their data.
 ALTER TABLE blobs ADD COLUMN raw_id INTEGER REFERENCES raw_messages(id);
+
+-- ===== from 0006_retention.sql
+-- Retention and erasure: one audit line per purged ticket and per erased person, kept after their data is gone.
+-- An erasure's line never names the person (that would defeat it): it says what was removed, by whom and why.
+CREATE TABLE audit_log (
+    id              INTEGER PRIMARY KEY,
+    at              INTEGER NOT NULL,
+    actor           TEXT    NOT NULL,              -- system (retention) | admin
+    action          TEXT    NOT NULL,              -- purged | erased
+    detail          TEXT    NOT NULL DEFAULT ''
+);
+
+-- Retention looks for closed tickets by their last activity.
+CREATE INDEX tickets_state_updated ON tickets(state, updated_at);

@@ -81,6 +81,11 @@ pub enum Command {
         #[command(subcommand)]
         command: QuarantineCommand,
     },
+    /// A person's data: export it, erase it (GDPR), and the audit log of erasures and retention purges.
+    Customer {
+        #[command(subcommand)]
+        command: crate::privacy::CustomerCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -212,6 +217,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Role { command } => crate::admin::role(&cli.config, command),
         Command::Queue { command } => crate::admin::queue(&cli.config, command),
         Command::Suppress { command } => suppress(&cli.config, command),
+        Command::Customer { command } => crate::privacy::customer(&cli.config, command),
         Command::Quarantine { command: QuarantineCommand::List { limit, json } } => {
             quarantine_list(&cli.config, limit, json)
         }

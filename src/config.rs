@@ -52,6 +52,8 @@ pub struct Config {
     /// the CLI are left alone, and seeding never re-enables a disabled agent.
     #[serde(default, rename = "agent")]
     pub seed_agents: Vec<AgentSeed>,
+    #[serde(default)]
+    pub retention: Retention,
     /// Where this config was read from; relative paths in it are resolved against its directory.
     #[serde(skip)]
     pub source: PathBuf,
@@ -624,6 +626,15 @@ pub fn read_secret(file: Option<&Path>, what: &'static str, credential: &'static
         return Err(SecretError::Empty { path });
     }
     Ok(Secret(value))
+}
+
+/// `[retention]`: how long closed tickets are kept. Off unless set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// Closed tickets with no activity for this many days are deleted with their mail, attachments, ledger and
+    /// outbox rows by the daemon's housekeeping; one audit line each remains. Absent: kept for ever.
+    pub closed_ticket_days: Option<std::num::NonZeroU32>,
 }
 
 #[cfg(test)]

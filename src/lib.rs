@@ -43,6 +43,7 @@ pub mod model;
 pub mod outbound;
 pub mod parse;
 pub mod pipeline;
+pub mod privacy;
 pub mod report;
 pub mod respond;
 pub mod rules;

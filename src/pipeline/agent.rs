@@ -134,7 +134,7 @@ impl Pipeline {
     }
 
     /// Locks whose time ran out unanswered are released and their owners told; pending tickets whose time came open
-    /// again. Run every minute by the daemon.
+    /// again; closed tickets past `[retention]` are purged. Run every 30 seconds by the daemon.
     pub fn housekeeping(&self, store: &mut crate::store::Store) -> Result<usize, StoreError> {
         let now = (self.clock)();
         let tx = store.begin()?;
@@ -154,6 +154,8 @@ impl Pipeline {
             changed += 1;
         }
         tx.commit()?;
+        // Retention ([retention], off by default) after the locks: its purges are logged and audited on their own.
+        crate::privacy::retention_pass(store, &self.setup.config, now)?;
         Ok(changed)
     }
 

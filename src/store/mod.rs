@@ -4,6 +4,7 @@
 mod agents;
 mod migrate;
 mod outbox;
+mod privacy;
 mod read;
 mod write;
 
@@ -14,6 +15,7 @@ use rusqlite::{Connection, ErrorCode};
 
 pub use agents::{AgentRow, AgentView, QueueRow, RoleView};
 pub use outbox::{Due, NewOutgoing, OutboxCounts, OutboxView, SuppressionView};
+pub use privacy::{AuditLine, ERASED, Erased, Purged, SentTo};
 pub use read::{
     ArticleView, AttachmentView, QuarantineView, RuleHitView, StatusCounts, TicketDetail, TicketFilter, TicketSummary,
 };
