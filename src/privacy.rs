@@ -31,6 +31,8 @@ pub fn retention_pass(store: &mut Store, config: &Config, now: i64) -> Result<Ve
     for id in tx.retention_due(cutoff, RETENTION_BATCH)? {
         purged.push(tx.purge_ticket(id, now, "system", &why)?);
     }
+    // The rate limit's log names addresses and is only read for its last window: past retention it goes too.
+    tx.forget_auto_replies(cutoff.min(now - i64::from(config.replies.window_hours) * 3600))?;
     tx.commit()?;
     for p in &purged {
         info!(ticket = %p.number, articles = p.articles, raw_mails = p.raw_mails, "retention: ticket purged");
@@ -177,10 +179,11 @@ fn erase(store: &mut Store, address: &str, reason: &str, dry_run: bool) -> Resul
     // searched too; the transaction then also catches mail that names the address in its parsed fields.
     let raw_hits = store.raw_ids_mentioning(&address)?;
     let tx = store.begin()?;
-    let erased = tx.erase_customer(&address, &raw_hits, chrono::Utc::now().timestamp(), reason).map_err(|e| match e {
-        StoreError::Invalid(m) => Failure::new(EX_DATAERR, m),
-        e => Failure::from(e),
-    })?;
+    let erased =
+        tx.erase_customer(&address, &raw_hits, chrono::Utc::now().timestamp(), reason).map_err(|e| match e {
+            StoreError::Invalid(m) => Failure::new(EX_DATAERR, m),
+            e => Failure::from(e),
+        })?;
     if erased == crate::store::Erased::default() {
         return Err(Failure::new(EX_NOINPUT, format!("nothing is stored about {address}")));
     }

@@ -76,6 +76,11 @@ impl Tx<'_> {
         )
     }
 
+    /// The rate limit's log before `before`.
+    pub fn forget_auto_replies(&self, before: i64) -> Result<usize> {
+        Ok(self.conn().execute("DELETE FROM auto_replies WHERE sent_at < ?1", [before])?)
+    }
+
     pub fn audit(&self, at: i64, actor: &str, action: &str, detail: &str) -> Result<()> {
         self.conn().execute(
             "INSERT INTO audit_log (at, actor, action, detail) VALUES (?1, ?2, ?3, ?4)",
@@ -335,9 +340,9 @@ impl Store {
 
     /// Mail we wrote to `address` (answers, acknowledgements), sent or waiting.
     pub fn outbox_to(&self, address: &str) -> Result<Vec<SentTo>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT id, kind, state, raw FROM outbox WHERE instr(lower(recipients), lower(?1)) ORDER BY id",
-        )?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, kind, state, raw FROM outbox WHERE instr(lower(recipients), lower(?1)) ORDER BY id")?;
         let rows = stmt.query_map([address], |r| {
             Ok(SentTo { outbox_id: r.get(0)?, kind: r.get(1)?, state: r.get(2)?, raw: r.get(3)? })
         })?;
@@ -346,12 +351,14 @@ impl Store {
 
     /// Automatic replies sent to `address` (the rate limit's log): their times.
     pub fn auto_replies_to(&self, address: &str) -> Result<Vec<i64>> {
-        let mut stmt = self.conn.prepare("SELECT sent_at FROM auto_replies WHERE address = lower(?1) ORDER BY sent_at")?;
+        let mut stmt =
+            self.conn.prepare("SELECT sent_at FROM auto_replies WHERE address = lower(?1) ORDER BY sent_at")?;
         Ok(stmt.query_map([address], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?)
     }
 
     pub fn audit_list(&self, limit: u32) -> Result<Vec<AuditLine>> {
-        let mut stmt = self.conn.prepare("SELECT at, actor, action, detail FROM audit_log ORDER BY id DESC LIMIT ?1")?;
+        let mut stmt =
+            self.conn.prepare("SELECT at, actor, action, detail FROM audit_log ORDER BY id DESC LIMIT ?1")?;
         let rows = stmt.query_map([limit], |r| {
             Ok(AuditLine { at: r.get(0)?, actor: r.get(1)?, action: r.get(2)?, detail: r.get(3)? })
         })?;
