@@ -33,11 +33,13 @@ pub enum TicketAction {
         #[arg(long)]
         from_agent: Option<String>,
     },
+    /// Close the ticket (a customer's next mail opens it again).
     Close {
         number: String,
         #[arg(long)]
         from_agent: Option<String>,
     },
+    /// Open a closed ticket again.
     Reopen {
         number: String,
         #[arg(long)]
@@ -57,7 +59,7 @@ pub enum TicketAction {
         #[arg(long)]
         from_agent: Option<String>,
     },
-    /// very-low, low, normal, high, very-high, or 1 to 5.
+    /// Set the priority: very-low, low, normal, high, very-high, or 1 to 5.
     Priority {
         number: String,
         priority: String,

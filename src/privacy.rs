@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::exit::{EX_CANTCREAT, EX_DATAERR, EX_NOINPUT, Failure};
 use crate::report::{format_time, print_json};
 use crate::setup::{load_config, open_store};
-use crate::store::{Purged, Store, StoreError, SuppressionView, TicketDetail};
+use crate::store::{ArticleView, Purged, Store, StoreError, SuppressionView, TicketDetail};
 
 /// Tickets purged per housekeeping pass at most: the first pass after retention is switched on may find years of
 /// closed tickets, and the writer lock must not be held for minutes while mail waits.
@@ -43,6 +43,7 @@ pub fn retention_pass(store: &mut Store, config: &Config, now: i64) -> Result<Ve
 #[derive(Subcommand)]
 pub enum CustomerCommand {
     /// Everything stored about ADDRESS: customer.json (tickets, articles, history) and the mail as .eml files.
+    /// Of others' tickets they were Cc'd on, only the articles from, to or about them.
     Export {
         address: String,
         /// Directory to create (must not exist or be empty); default ./postdesk-export-<date>.
@@ -136,7 +137,13 @@ fn export(store: &Store, address: &str, to: Option<PathBuf>) -> Result<(), Failu
         auto_replies,
     };
     for number in numbers {
-        let Some(detail) = store.ticket_detail(&number)? else { continue };
+        let Some(mut detail) = store.ticket_detail(&number)? else { continue };
+        if detail.ticket.customer != export.address {
+            // Someone else's ticket they were Cc'd on: only what concerns them, never the rest of that person's case.
+            detail.articles.retain(|a| concerns(a, &export.address));
+            detail.history.clear();
+            detail.rules.clear();
+        }
         for article in &detail.articles {
             if let Some(raw) = store.raw_message(article.id)? {
                 let name = format!("mail/{number}-{}.eml", article.id);
@@ -161,6 +168,15 @@ fn export(store: &Store, address: &str, to: Option<PathBuf>) -> Result<(), Failu
         export.sent_files.len()
     );
     Ok(())
+}
+
+/// Whether an article was from, to or about `address` (lowercase).
+fn concerns(a: &ArticleView, address: &str) -> bool {
+    let has = |text: &str| text.to_lowercase().contains(address);
+    a.sender.as_deref().is_some_and(has)
+        || a.to.iter().chain(&a.cc).any(|r| has(r))
+        || has(&a.subject)
+        || has(&a.body_text)
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -173,7 +173,9 @@ fn customer_erase_leaves_no_trace_of_the_address_and_keeps_the_ticket_skeletons_
     let numbers: Vec<&str> =
         json["tickets"].as_array().unwrap().iter().map(|t| t["number"].as_str().unwrap()).collect();
     assert_eq!(numbers, vec![own.as_str(), daves.as_str()]);
-    assert_eq!(json["mail_files"].as_array().unwrap().len(), 4, "{json}");
+    // Her two mails, and of Dave's ticket only the mail she was Cc'd on: Dave's later mail is his alone.
+    assert_eq!(json["mail_files"].as_array().unwrap().len(), 3, "{json}");
+    assert!(!json.to_string().contains("Any news?"), "another customer's mail was exported");
     assert!(!json["sent_files"].as_array().unwrap().is_empty());
     assert_eq!(json["suppressed"]["reason"], "bounced 5.1.1");
     let first = json["mail_files"][0].as_str().unwrap();
@@ -311,4 +313,12 @@ fn retention_purges_closed_tickets_after_n_days_by_the_clock_and_nothing_else() 
     pipeline.housekeeping(&mut store).unwrap();
     let left: Vec<String> = store.list_tickets(&Default::default()).unwrap().into_iter().map(|t| t.number).collect();
     assert_eq!(left, vec![open.clone()], "an open ticket is never purged");
+}
+
+#[test]
+fn a_zero_retention_is_a_config_error_naming_the_line() {
+    let env = Env::with_extra("[retention]\nclosed_ticket_days = 0\n");
+    let out = env.run(&["check"]);
+    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+    assert!(stderr(&out).contains("postdesk.toml:3:") && stderr(&out).contains("nonzero"), "{}", stderr(&out));
 }
