@@ -183,27 +183,8 @@ impl Tx<'_> {
         if self.agent(&a)?.is_some() {
             return Err(StoreError::Invalid(format!("{a} is an agent; agents are not erased as customers")));
         }
-        self.reset_gone()?;
+        let (tickets, articles, touched) = self.mark_for_erasure(&a, raw_hits)?;
         let c = self.conn();
-        let tickets = c.execute("INSERT INTO temp.gone_tickets SELECT id FROM tickets WHERE customer = ?1", [&a])?;
-        let mut hits = c.prepare("INSERT OR IGNORE INTO temp.gone_raw (id) VALUES (?1)")?;
-        for id in raw_hits {
-            hits.execute([id])?;
-        }
-        let articles = c.execute(
-            "INSERT INTO temp.gone_articles SELECT id FROM articles WHERE ticket_id IN temp.gone_tickets
-                OR lower(sender) = ?1 OR instr(lower(recipients), ?1) OR instr(lower(cc), ?1)
-                OR instr(lower(subject), ?1) OR instr(lower(body_text), ?1) OR instr(lower(visible_text), ?1)
-                OR raw_id IN temp.gone_raw OR raw_id IN (SELECT id FROM raw_messages WHERE instr(lower(data), ?1))
-                OR id IN (SELECT t.article_id FROM attachments t JOIN blobs b ON b.sha256 = t.sha256
-                          WHERE instr(lower(b.data), ?1) OR instr(lower(t.filename), ?1))",
-            [&a],
-        )?;
-        // Affected tickets get a history line; collected before the articles lose their ticket's trace.
-        let touched = self.ids(
-            "SELECT id FROM temp.gone_tickets UNION SELECT ticket_id FROM articles WHERE id IN temp.gone_articles",
-            [],
-        )?;
         let outbox_rows = c.execute(
             "DELETE FROM outbox WHERE ticket_id IN temp.gone_tickets OR article_id IN temp.gone_articles
                 OR instr(lower(recipients), ?1) OR instr(lower(raw), ?1)",
@@ -244,6 +225,32 @@ impl Tx<'_> {
         );
         self.audit(now, "admin", "erased", &detail)?;
         Ok(erased)
+    }
+
+    /// Fills the temp tables for an erasure: the tickets `a` opened, the articles it appears in (fields, texts, raw
+    /// mail, legacy attachment bytes, file names). Returns (tickets, articles, every ticket touched).
+    fn mark_for_erasure(&self, a: &str, raw_hits: &[i64]) -> Result<(usize, usize, Vec<i64>)> {
+        self.reset_gone()?;
+        let c = self.conn();
+        let tickets = c.execute("INSERT INTO temp.gone_tickets SELECT id FROM tickets WHERE customer = ?1", [a])?;
+        let mut hits = c.prepare("INSERT OR IGNORE INTO temp.gone_raw (id) VALUES (?1)")?;
+        for id in raw_hits {
+            hits.execute([id])?;
+        }
+        let articles = c.execute(
+            "INSERT INTO temp.gone_articles SELECT id FROM articles WHERE ticket_id IN temp.gone_tickets
+                OR lower(sender) = ?1 OR instr(lower(recipients), ?1) OR instr(lower(cc), ?1)
+                OR instr(lower(subject), ?1) OR instr(lower(body_text), ?1) OR instr(lower(visible_text), ?1)
+                OR raw_id IN temp.gone_raw OR raw_id IN (SELECT id FROM raw_messages WHERE instr(lower(data), ?1))
+                OR id IN (SELECT t.article_id FROM attachments t JOIN blobs b ON b.sha256 = t.sha256
+                          WHERE instr(lower(b.data), ?1) OR instr(lower(t.filename), ?1))",
+            [a],
+        )?;
+        let touched = self.ids(
+            "SELECT id FROM temp.gone_tickets UNION SELECT ticket_id FROM articles WHERE id IN temp.gone_articles",
+            [],
+        )?;
+        Ok((tickets, articles, touched))
     }
 
     /// Every text column of every table but the agents': `needle` (lowercase), in any case, becomes [`ERASED`].
