@@ -171,7 +171,9 @@ pub enum QuarantineCommand {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // The daemon tells the journal what it does with each mail; one-shot commands speak only when something is wrong.
-    init_logging(if matches!(cli.command, Command::Run) { "info" } else { "warn" });
+    // The format may come from the config; a config that does not load is reported by the command itself.
+    let format = crate::config::Config::load(&cli.config).ok().map(|c| c.logging.format);
+    crate::logging::init(if matches!(cli.command, Command::Run) { "info" } else { "warn" }, format);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
@@ -179,18 +181,6 @@ pub fn main() -> ExitCode {
             ExitCode::from(f.code)
         }
     }
-}
-
-fn init_logging(default_level: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("POSTDESK_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
-    // journald adds its own timestamps; plain lines on stderr read well there and in a terminal.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .try_init();
 }
 
 pub fn run(cli: Cli) -> Result<(), Failure> {

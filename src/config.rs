@@ -52,6 +52,8 @@ pub struct Config {
     /// the CLI are left alone, and seeding never re-enables a disabled agent.
     #[serde(default, rename = "agent")]
     pub seed_agents: Vec<AgentSeed>,
+    #[serde(default)]
+    pub logging: LoggingConfig,
     /// Where this config was read from; relative paths in it are resolved against its directory.
     #[serde(skip)]
     pub source: PathBuf,
@@ -570,12 +572,23 @@ fn explain_toml_error(message: &str) -> String {
     }
 }
 
+/// `[logging]`: how log lines are written (src/logging.rs). The level is `POSTDESK_LOG`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingConfig {
+    /// `auto` (journald when stderr is the journal, else text), `text`, `json` or `journald`.
+    #[serde(default)]
+    pub format: crate::logging::LogFormat,
+}
+
 /// A secret read from a file: never printed, never logged.
 #[derive(Clone)]
 pub struct Secret(String);
 
 impl Secret {
     pub fn new(value: String) -> Self {
+        // Known to the log filter from the moment it exists, so no library trace can show it.
+        crate::logging::register_secret(&value);
         Secret(value)
     }
     pub fn expose(&self) -> &str {
@@ -623,7 +636,7 @@ pub fn read_secret(file: Option<&Path>, what: &'static str, credential: &'static
     if value.is_empty() {
         return Err(SecretError::Empty { path });
     }
-    Ok(Secret(value))
+    Ok(Secret::new(value))
 }
 
 #[cfg(test)]
