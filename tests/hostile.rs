@@ -74,3 +74,128 @@ fn readable_mail_outside_systemd_umask_022_creates_nothing_group_or_world_readab
     assert_eq!(mode(&state) & 0o077, 0);
     assert_eq!(mode(&state.join("postdesk.db")) & 0o077, 0);
 }
+
+const DESK: &str = "[smtp]\nhost = \"127.0.0.1\"\nport = 9\ntls = \"plain\"\n[[role]]\nname = \"first-level\"\n\
+    queues = [\"support\"]\n[[agent]]\naddress = \"agent1@example.test\"\nname = \"Agent One\"\nroles = [\"first-level\"]\n";
+
+fn outbox(env: &Env) -> Vec<serde_json::Value> {
+    let out = env.run(&["outbox", "list", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn queued_raw(env: &Env, message_id: &str) -> String {
+    let store = postdesk::store::Store::open(&env.dir.path().join("state/postdesk.db")).unwrap();
+    let row = store.due_outbox(i64::MAX, 10_000).unwrap().into_iter().find(|d| d.message_id == message_id);
+    String::from_utf8(row.expect("queued row").raw).unwrap()
+}
+
+/// Every address any queued mail goes to.
+fn all_recipients(env: &Env) -> Vec<String> {
+    outbox(env)
+        .iter()
+        .flat_map(|r| r["recipients"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()))
+        .collect()
+}
+
+/// The recipients of the newest mail of `kind`.
+fn newest(env: &Env, kind: &str) -> Vec<String> {
+    let rows: Vec<serde_json::Value> = outbox(env).into_iter().filter(|r| r["kind"] == kind).collect();
+    let row = rows.iter().max_by_key(|r| r["id"].as_i64().unwrap()).unwrap_or_else(|| panic!("no {kind} queued"));
+    let mut to: Vec<String> =
+        row["recipients"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().into()).collect();
+    to.sort();
+    to
+}
+
+/// An agent's answer on `number`, sent to the signed reply address of the newest notification.
+fn agent_answers(env: &Env, number: &str, n: u32) {
+    let notes: Vec<serde_json::Value> = outbox(env).into_iter().filter(|r| r["kind"] == "notification").collect();
+    let note = notes.iter().max_by_key(|r| r["id"].as_i64().unwrap()).expect("a notification");
+    let raw = queued_raw(env, note["message_id"].as_str().unwrap());
+    let parsed = postdesk::parse::parse_mail(raw.as_bytes(), &postdesk::config::Limits::default()).unwrap();
+    let answer = format!(
+        "From: Agent One <agent1@example.test>\r\nTo: {}\r\nSubject: Re: [Ticket#{number}]\r\n\
+         Message-ID: <agent-answer-{n}@example.test>\r\nContent-Type: text/plain\r\n\r\nWe are on it.\r\n",
+        parsed.reply_to[0].email
+    );
+    let out = env.ingest_bytes(answer.as_bytes());
+    assert!(stdout(&out).contains("(answer)"), "{}", stdout(&out));
+}
+
+fn history(env: &Env, number: &str) -> Vec<String> {
+    let t = env.ticket_json(number);
+    t["history"].as_array().unwrap().iter().map(|h| format!("{} {}", h["event"], h["detail"])).collect()
+}
+
+/// Issue 10 item 1: From forged to the customer, the ticket token, `Cc:` and `Reply-To:` a stranger. The stranger
+/// must not become a party (agents' answers), nor get the follow-up acknowledgement (number and subject).
+#[test]
+fn ticket_hijack_through_cc_and_reply_to_reaches_no_stranger() {
+    let env = Env::with_extra(DESK);
+    let number = ticket_number(&stdout(&env.ingest_bytes(&fixture("new-ticket.eml"))));
+    let forged = format!(
+        "From: Alice Example <alice@customer.example>\r\nTo: support@example.test\r\n\
+         Cc: stranger@evil.example\r\nReply-To: stranger@evil.example\r\n\
+         Subject: Re: [Ticket#{number}] Printer on the 3rd floor is on fire\r\nMessage-ID: <forged-1@evil.example>\r\n\
+         Content-Type: text/plain\r\n\r\nPlease copy my assistant.\r\n"
+    );
+    let out = env.ingest_bytes(forged.as_bytes());
+    assert!(stdout(&out).contains(&format!("follow-up on ticket {number} (by subject token)")), "{}", stdout(&out));
+    assert!(!all_recipients(&env).iter().any(|r| r.contains("evil")), "{:?}", outbox(&env));
+    assert!(history(&env, &number).iter().any(|h| h.contains("withheld") && h.contains("stranger@evil.example")));
+    agent_answers(&env, &number, 1);
+    // The Cc of the ticket's first mail stays a party; the forged Cc never became one.
+    assert_eq!(newest(&env, "agent-reply"), vec!["alice@customer.example", "bob@customer.example"]);
+    assert!(!all_recipients(&env).iter().any(|r| r.contains("evil")), "{:?}", outbox(&env));
+}
+
+/// What keeps working: the customer answering our signed mail adds her Cc and is acknowledged at her Reply-To;
+/// the customer writing again with only the token is acknowledged at her own (party) address.
+#[test]
+fn follow_ups_answering_our_signed_mail_still_add_cc_and_honour_reply_to() {
+    let env = Env::with_extra(DESK);
+    let number = ticket_number(&stdout(&env.ingest_bytes(&fixture("new-ticket.eml"))));
+    let ack = outbox(&env).into_iter().find(|r| r["kind"] == "acknowledgement").unwrap();
+    let ack_id = ack["message_id"].as_str().unwrap();
+    let reply = format!(
+        "From: Alice Example <alice@customer.example>\r\nTo: support@example.test\r\nCc: carol@customer.example\r\n\
+         Reply-To: alice.home@customer.example\r\nSubject: Re: [Ticket#{number}] Printer\r\n\
+         Message-ID: <reply-1@customer.example>\r\nIn-Reply-To: <{ack_id}>\r\nReferences: <first-mail.4711@customer.example> <{ack_id}>\r\n\
+         Content-Type: text/plain\r\n\r\nStill smoking.\r\n"
+    );
+    assert!(stdout(&env.ingest_bytes(reply.as_bytes())).contains("follow-up"));
+    assert_eq!(newest(&env, "followup"), vec!["alice.home@customer.example"]);
+    agent_answers(&env, &number, 1);
+    assert_eq!(
+        newest(&env, "agent-reply"),
+        vec!["alice@customer.example", "bob@customer.example", "carol@customer.example"]
+    );
+    let bare = format!(
+        "From: alice@customer.example\r\nTo: support@example.test\r\nSubject: [Ticket#{number}] any news?\r\n\
+         Message-ID: <reply-2@customer.example>\r\nContent-Type: text/plain\r\n\r\nHello?\r\n"
+    );
+    let before = outbox(&env).len();
+    assert!(stdout(&env.ingest_bytes(bare.as_bytes())).contains("by subject token"));
+    assert_eq!(outbox(&env).len(), before + 2, "an acknowledgement and a notification");
+    assert_eq!(newest(&env, "followup"), vec!["alice@customer.example"]);
+}
+
+/// Issue 10 item 2: a stranger whose mail only references the customer's Message-ID joins the ticket (agents see
+/// it) but learns nothing: no acknowledgement with the ticket's number and subject.
+#[test]
+fn join_by_reference_leaks_nothing_of_the_ticket() {
+    let env = Env::with_extra(DESK);
+    let number = ticket_number(&stdout(&env.ingest_bytes(&fixture("new-ticket.eml"))));
+    let acks_before = outbox(&env).iter().filter(|r| r["kind"] != "notification").count();
+    let probe = "From: mallory@evil.example\r\nTo: support@example.test\r\nCc: friend@evil.example\r\nSubject: hi\r\n\
+        Message-ID: <probe-1@evil.example>\r\nIn-Reply-To: <first-mail.4711@customer.example>\r\n\
+        Content-Type: text/plain\r\n\r\nWhat is this about?\r\n";
+    let out = env.ingest_bytes(probe.as_bytes());
+    assert!(stdout(&out).contains(&format!("follow-up on ticket {number}")), "{}", stdout(&out));
+    assert_eq!(outbox(&env).iter().filter(|r| r["kind"] != "notification").count(), acks_before);
+    assert!(!all_recipients(&env).iter().any(|r| r.contains("evil")), "{:?}", outbox(&env));
+    assert!(history(&env, &number).iter().any(|h| h.contains("withheld") && h.contains("mallory@evil.example")));
+    agent_answers(&env, &number, 1);
+    assert_eq!(newest(&env, "agent-reply"), vec!["alice@customer.example", "bob@customer.example"]);
+}

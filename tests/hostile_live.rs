@@ -34,7 +34,8 @@ fn secret_in_logs_imap_login_at_trace_level_never_shows_the_password() {
             .spawn()
             .unwrap();
         let text = || std::fs::read_to_string(&log).unwrap_or_default();
-        let logged_in = wait_until(Duration::from_secs(20), || text().contains("connected") && text().contains("LOGIN"));
+        let logged_in =
+            wait_until(Duration::from_secs(20), || text().contains("connected") && text().contains("LOGIN"));
         let _ = child.kill();
         let _ = child.wait();
         let text = text();

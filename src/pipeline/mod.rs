@@ -18,7 +18,7 @@ use crate::respond::{ReplyOutcome, Responder, TicketFacts};
 use crate::rules::{AutoReply, Decision, RouteContext};
 use crate::setup::Setup;
 use crate::store::{LedgerEntry, NewArticle, NewTicket, Store, StoreError, Tx, sha256_hex};
-use crate::thread::{self, Resolution, ThreadLookup, TicketRef, Via};
+use crate::thread::{self, Resolution, Standing, ThreadLookup, TicketRef, Via};
 use crate::token::TokenFormat;
 
 /// A mail handed to the pipeline by a source.
@@ -155,12 +155,13 @@ pub struct Pipeline {
 
 /// Where a mail goes before routing: onto a known ticket, or a new one.
 enum Placement {
-    /// `bounce`: a bounce of mail we sent about this ticket.
+    /// `bounce`: a bounce of mail we sent about this ticket. `standing`: whether it may change the ticket's parties.
     Existing {
         ticket: TicketRef,
         via: String,
         duplicate_of: Option<i64>,
         bounce: bool,
+        standing: Standing,
     },
     New {
         claimed: Option<String>,
@@ -350,16 +351,17 @@ impl Pipeline {
             return Ok(outcome);
         }
         let bounce_of_ours = matches!(placement, Placement::Existing { bounce: true, .. });
-        let (ticket_id, outcome, duplicate_of) = match placement {
-            Placement::Existing { ticket, via, duplicate_of, .. } => {
-                self.follow_up(tx, ticket.id, mail, now)?;
+        let (ticket_id, outcome, duplicate_of, standing) = match placement {
+            Placement::Existing { ticket, via, duplicate_of, standing, .. } => {
+                self.follow_up(tx, ticket.id, mail, standing, now)?;
                 let outcome =
                     Outcome::FollowUp { number: ticket.number, via, flagged_duplicate: duplicate_of.is_some() };
-                (ticket.id, outcome, duplicate_of)
+                (ticket.id, outcome, duplicate_of, standing)
             }
             Placement::New { claimed, note } => {
                 let (id, number) = self.open_ticket(tx, mail, &decision, claimed.as_deref(), note.as_deref(), now)?;
-                (id, Outcome::NewTicket { number, claimed }, None)
+                // The first mail of a ticket sets its parties: its sender, To, Cc and Reply-To are the customer's.
+                (id, Outcome::NewTicket { number, claimed }, None, Standing::Proven)
             }
         };
         let raw_id = tx.insert_raw(&incoming.raw, sha)?;
@@ -368,7 +370,9 @@ impl Pipeline {
         self.apply_decision(tx, ticket_id, article_id, &decision, current_queue.as_deref(), now)?;
         let new_ticket = matches!(outcome, Outcome::NewTicket { .. });
         let facts = tx.ticket_facts(ticket_id)?;
-        self.acknowledge(tx, &facts, mail, &decision, new_ticket, now)?;
+        if new_ticket || self.may_acknowledge(tx, &facts, mail, standing, now)? {
+            self.acknowledge(tx, &facts, mail, &decision, new_ticket, now)?;
+        }
         let event = match (bounce_of_ours, new_ticket) {
             (true, _) => Some(Event::Bounce),
             (false, true) => Some(Event::NewTicket),
@@ -397,6 +401,7 @@ impl Pipeline {
                 via: "Message-ID".into(),
                 duplicate_of: Some(first_article),
                 bounce: false,
+                standing: Standing::Claimed,
             });
         }
         Ok(match thread::resolve(mail, &self.tokens, tx)? {
@@ -405,7 +410,8 @@ impl Pipeline {
                     Via::Token => "subject token".to_string(),
                     Via::Reference(id) => format!("reference <{id}>"),
                 };
-                Placement::Existing { ticket, via, duplicate_of: None, bounce: false }
+                let standing = thread::standing(mail, &ticket, |id| self.signer.verify_message_id(id), tx)?;
+                Placement::Existing { ticket, via, duplicate_of: None, bounce: false, standing }
             }
             Resolution::New { claimed, note } => Placement::New { claimed, note },
         })
@@ -442,7 +448,14 @@ impl Pipeline {
         Ok((id, number))
     }
 
-    fn follow_up(&self, tx: &Tx<'_>, ticket_id: i64, mail: &InboundMail, now: i64) -> Result<(), StoreError> {
+    fn follow_up(
+        &self,
+        tx: &Tx<'_>,
+        ticket_id: i64,
+        mail: &InboundMail,
+        standing: Standing,
+        now: i64,
+    ) -> Result<(), StoreError> {
         // Automatic mail (bounces, out-of-office) never reopens a ticket; a person writing again does.
         let reopen = mail.classification == crate::model::Classification::Human;
         tx.touch_ticket(ticket_id, now, reopen)?;
@@ -450,7 +463,8 @@ impl Pipeline {
             Some(from) => tx.is_party(ticket_id, &from.key())?,
             None => false,
         };
-        if sender_is_party {
+        // A claimed follow-up never widens who the ticket's mail goes to (src/thread.rs: proof, not claims).
+        if sender_is_party && standing == Standing::Proven {
             self.add_cc_parties(tx, ticket_id, mail)?;
         }
         Ok(())
@@ -535,6 +549,7 @@ impl Pipeline {
             via: format!("bounce of <{original}>"),
             duplicate_of: None,
             bounce: true,
+            standing: Standing::Claimed,
         }))
     }
 
@@ -561,6 +576,31 @@ impl Pipeline {
             ReplyOutcome::Skipped(reason) => info!(template, reason = %reason, "no automatic reply"),
         }
         Ok(())
+    }
+
+    /// A claimed follow-up is acknowledged only when the address the acknowledgement would go to (Reply-To, else
+    /// From) is already a party of the ticket: it then tells nobody anything new. Otherwise a stranger who forged
+    /// `From:` and set `Reply-To:`, or who only referenced a customer's Message-ID, would learn the ticket's number
+    /// and subject (issue 10). The refusal is kept in the ticket's history.
+    fn may_acknowledge(
+        &self,
+        tx: &Tx<'_>,
+        facts: &TicketFacts,
+        mail: &InboundMail,
+        standing: Standing,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        if standing == Standing::Proven {
+            return Ok(true);
+        }
+        let Some(to) = mail.reply_address().map(|a| a.key()) else { return Ok(false) };
+        if tx.is_party(facts.id, &to)? {
+            return Ok(true);
+        }
+        let why = format!("{to} is not a party, and the follow-up answers none of our signed mail about the ticket");
+        tx.add_history(facts.id, now, "system", "auto-reply withheld", &why)?;
+        info!(reason = %why, "no automatic reply");
+        Ok(false)
     }
 
     /// Ours: a configured address, or a plus-variant of one (`support+T123-sig@`).
