@@ -416,10 +416,15 @@ fn status(config_path: &Path, json: bool) -> Result<(), Failure> {
     let counts = store.status_counts()?;
     let outbox = store.outbox_counts()?;
     let running = crate::daemon::InstanceLock::is_held(&config.storage.state_dir);
+    let now = chrono::Utc::now().timestamp();
+    let budget = store.reply_budget(now, config.replies.max_unknown_senders_per_hour)?;
     if json {
-        print_json(&serde_json::json!({ "running": running, "counts": counts, "outbox": outbox }));
+        print_json(
+            &serde_json::json!({ "running": running, "counts": counts, "outbox": outbox, "auto_replies": budget }),
+        );
     } else {
-        crate::say_raw!("{}", crate::report::status_text(&counts, &outbox, running, chrono::Utc::now().timestamp()));
+        crate::say_raw!("{}", crate::report::status_text(&counts, &outbox, running, now));
+        crate::say_raw!("{}", crate::report::reply_budget_text(&budget));
     }
     Ok(())
 }

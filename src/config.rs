@@ -246,6 +246,14 @@ pub struct RepliesConfig {
     pub max_auto_replies: u32,
     #[serde(default = "default_window_hours")]
     pub window_hours: u32,
+    /// At most this many automatic replies per hour to first-time senders (no party of an earlier ticket), all of
+    /// them together: the cap on backscatter from forged senders. 0 sends them none.
+    #[serde(default = "default_max_unknown_senders_per_hour")]
+    pub max_unknown_senders_per_hour: u32,
+}
+
+fn default_max_unknown_senders_per_hour() -> u32 {
+    100
 }
 
 fn default_max_auto_replies() -> u32 {
@@ -262,6 +270,7 @@ impl Default for RepliesConfig {
             acknowledge_followups: true,
             max_auto_replies: default_max_auto_replies(),
             window_hours: default_window_hours(),
+            max_unknown_senders_per_hour: default_max_unknown_senders_per_hour(),
         }
     }
 }

@@ -199,3 +199,45 @@ fn join_by_reference_leaks_nothing_of_the_ticket() {
     agent_answers(&env, &number, 1);
     assert_eq!(newest(&env, "agent-reply"), vec!["alice@customer.example", "bob@customer.example"]);
 }
+
+/// Issue 10 item 6: forged senders used to make us mail third parties. `user+1@`, `user+2@` … are one sender for
+/// the per-sender limit, and first-time senders share an hourly cap; refusals show in `status` and the history.
+#[test]
+fn backscatter_from_forged_senders_is_capped_per_normalised_sender_and_per_hour() {
+    let env = Env::with_extra(
+        "[smtp]\nhost = \"127.0.0.1\"\nport = 9\ntls = \"plain\"\n[replies]\nmax_unknown_senders_per_hour = 10\n",
+    );
+    let mail = |from: &str, n: usize| {
+        format!(
+            "From: {from}\r\nTo: support@example.test\r\nSubject: question {n}\r\nMessage-ID: <bs-{n}@evil.example>\r\n\
+             Content-Type: text/plain\r\n\r\nAttacker text {n}.\r\n"
+        )
+    };
+    for n in 0..8 {
+        env.ingest_bytes(mail(&format!("Victim+{n}@Target.example"), n).as_bytes());
+    }
+    let acks = |env: &Env| outbox(env).iter().filter(|r| r["kind"] == "acknowledgement").count();
+    assert_eq!(acks(&env), 5, "plus-variants of one address share its limit of 5");
+    let mut last = String::new();
+    for n in 8..18 {
+        last = ticket_number(&stdout(&env.ingest_bytes(mail(&format!("forged{n}@elsewhere.example"), n).as_bytes())));
+    }
+    assert_eq!(env.tickets().len(), 18, "every mail still makes its ticket");
+    assert_eq!(acks(&env), 10, "at most 10 automatic replies an hour to first-time senders");
+    assert!(history(&env, &last).iter().any(|h| h.contains("withheld") && h.contains("hourly cap")));
+    let out = env.run(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["auto_replies"]["refused_sender_limit_24h"], 3, "{status}");
+    assert_eq!(status["auto_replies"]["refused_unknown_senders_cap_24h"], 5, "{status}");
+    assert_eq!(status["auto_replies"]["unknown_senders_last_hour"], 10, "{status}");
+    let text = stdout(&env.run(&["status"]));
+    assert!(text.contains("refused in 24h: 3 by the per-sender limit, 5 by the hourly cap"), "{text}");
+    // A customer we know (a party of an earlier ticket) is not held back by the cap for strangers.
+    let known = String::from_utf8(fixture("new-ticket.eml")).unwrap();
+    env.ingest_bytes(known.as_bytes());
+    std::thread::sleep(Duration::from_millis(1100));
+    let again = known.replace("first-mail.4711", "second-mail").replace("on fire", "still on fire");
+    env.ingest_bytes(again.as_bytes());
+    let to_alice = outbox(&env).iter().filter(|r| r["recipients"][0] == "alice@customer.example").count();
+    assert_eq!(to_alice, 1, "the first mail from alice met the cap; her second, as a known customer, did not");
+}
