@@ -59,7 +59,9 @@ pub fn init(default_level: &str, configured: Option<LogFormat>) {
         other => other,
     };
     let journald = match format {
-        LogFormat::Journald => tracing_journald::layer().ok(),
+        // Field names under one prefix (POSTDESK_TICKET, POSTDESK_OUTCOME, …): `journalctl POSTDESK_TICKET=…`
+        // finds a ticket's lines, and no field can clash with journald's own (MESSAGE_ID is a catalog id there).
+        LogFormat::Journald => tracing_journald::layer().ok().map(|l| l.with_field_prefix(Some("POSTDESK".into()))),
         _ => None,
     };
     let installed = if let Some(journald) = journald {

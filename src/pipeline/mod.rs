@@ -97,6 +97,17 @@ impl Outcome {
     pub fn is_quarantined(&self) -> bool {
         matches!(self, Outcome::Quarantined { .. })
     }
+
+    /// One word for logs and metrics: `new`, `follow-up`, `duplicate`, `already-processed`, `quarantined`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Outcome::NewTicket { .. } => "new",
+            Outcome::FollowUp { .. } => "follow-up",
+            Outcome::Duplicate { .. } => "duplicate",
+            Outcome::AlreadyProcessed => "already-processed",
+            Outcome::Quarantined { .. } => "quarantined",
+        }
+    }
 }
 
 impl fmt::Display for Outcome {
@@ -228,11 +239,15 @@ impl Pipeline {
         let tx = store.begin()?;
         let mut outcomes = Vec::with_capacity(batch.len());
         for (index, (incoming, parsed)) in batch.iter().zip(parsed).enumerate() {
+            // The fields of the one info line per mail (issue 11): never a body, a subject or a secret.
             let span = tracing::info_span!("mail", source = %incoming.source, message_id = tracing::field::Empty,
-                ticket = tracing::field::Empty);
+                from = tracing::field::Empty, classification = tracing::field::Empty,
+                ticket = tracing::field::Empty, queue = tracing::field::Empty);
             let _guard = span.enter();
             if let Some(ParsedMail { mail: Ok(mail), .. }) = &parsed {
                 span.record("message_id", mail.message_id.as_deref().unwrap_or("-"));
+                span.record("from", mail.from.as_ref().map_or("-", |a| a.email.as_str()));
+                span.record("classification", mail.classification.as_str());
             }
             let savepoint = format!("m{index}");
             tx.savepoint(&savepoint)?;
@@ -252,7 +267,7 @@ impl Pipeline {
             if let Outcome::NewTicket { number, .. } | Outcome::FollowUp { number, .. } = &outcome {
                 span.record("ticket", number.as_str());
             }
-            info!(outcome = %outcome, "processed");
+            info!(result = outcome.kind(), outcome = %outcome, "processed");
             outcomes.push(outcome);
         }
         let write_time = started.elapsed();
@@ -370,6 +385,7 @@ impl Pipeline {
         self.apply_decision(tx, ticket_id, article_id, &decision, current_queue.as_deref(), now)?;
         let new_ticket = matches!(outcome, Outcome::NewTicket { .. });
         let facts = tx.ticket_facts(ticket_id)?;
+        tracing::Span::current().record("queue", facts.queue.as_str());
         if new_ticket || self.may_acknowledge(tx, &facts, mail, standing, now)? {
             self.acknowledge(tx, &facts, mail, &decision, new_ticket, now)?;
         }
