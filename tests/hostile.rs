@@ -143,7 +143,9 @@ fn ticket_hijack_through_cc_and_reply_to_reaches_no_stranger() {
     let out = env.ingest_bytes(forged.as_bytes());
     assert!(stdout(&out).contains(&format!("follow-up on ticket {number} (by subject token)")), "{}", stdout(&out));
     assert!(!all_recipients(&env).iter().any(|r| r.contains("evil")), "{:?}", outbox(&env));
-    assert!(history(&env, &number).iter().any(|h| h.contains("withheld") && h.contains("stranger@evil.example")));
+    let history = history(&env, &number);
+    assert!(history.iter().any(|h| h.contains("withheld") && h.contains("stranger@evil.example")), "{history:?}");
+    assert!(history.iter().any(|h| h.contains("parties not added") && h.contains("stranger@evil.example")));
     agent_answers(&env, &number, 1);
     // The Cc of the ticket's first mail stays a party; the forged Cc never became one.
     assert_eq!(newest(&env, "agent-reply"), vec!["alice@customer.example", "bob@customer.example"]);

@@ -3,6 +3,7 @@
 //! The caller acknowledges its source (IMAP move, MTA exit code) only after [`Pipeline::process_batch`] returns.
 
 mod agent;
+mod parties;
 
 use std::fmt;
 use std::sync::Arc;
@@ -480,10 +481,13 @@ impl Pipeline {
             None => false,
         };
         // A claimed follow-up never widens who the ticket's mail goes to (src/thread.rs: proof, not claims).
-        if sender_is_party && standing == Standing::Proven {
-            self.add_cc_parties(tx, ticket_id, mail)?;
+        if standing == Standing::Proven {
+            if sender_is_party {
+                self.add_cc_parties(tx, ticket_id, mail)?;
+            }
+            return Ok(());
         }
-        Ok(())
+        self.note_ignored_parties(tx, ticket_id, mail, now)
     }
 
     fn add_cc_parties(&self, tx: &Tx<'_>, ticket_id: i64, mail: &InboundMail) -> Result<(), StoreError> {
@@ -592,31 +596,6 @@ impl Pipeline {
             ReplyOutcome::Skipped(reason) => info!(template, reason = %reason, "no automatic reply"),
         }
         Ok(())
-    }
-
-    /// A claimed follow-up is acknowledged only when the address the acknowledgement would go to (Reply-To, else
-    /// From) is already a party of the ticket: it then tells nobody anything new. Otherwise a stranger who forged
-    /// `From:` and set `Reply-To:`, or who only referenced a customer's Message-ID, would learn the ticket's number
-    /// and subject (issue 10). The refusal is kept in the ticket's history.
-    fn may_acknowledge(
-        &self,
-        tx: &Tx<'_>,
-        facts: &TicketFacts,
-        mail: &InboundMail,
-        standing: Standing,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        if standing == Standing::Proven {
-            return Ok(true);
-        }
-        let Some(to) = mail.reply_address().map(|a| a.key()) else { return Ok(false) };
-        if tx.is_party(facts.id, &to)? {
-            return Ok(true);
-        }
-        let why = format!("{to} is not a party, and the follow-up answers none of our signed mail about the ticket");
-        tx.add_history(facts.id, now, "system", "auto-reply withheld", &why)?;
-        info!(reason = %why, "no automatic reply");
-        Ok(false)
     }
 
     /// Ours: a configured address, or a plus-variant of one (`support+T123-sig@`).
