@@ -23,8 +23,9 @@
 //!    [`AuthContext::authserv_id`] exactly (byte for byte; no case folding, prefix or suffix match): if the topmost
 //!    is anyone else's, our MTA wrote none and nothing below is believed. The block is that header and the A-R
 //!    headers of ours right below it; it ends at the first `Received` header or A-R with another authserv-id. Our
-//!    MTA's milters (OpenDKIM and OpenDMARC each add one) write above the `Received` header of the hop that took the
-//!    mail in; anything further down was written before the mail reached us and is ignored, whatever it claims.
+//!    MTA's milters (OpenDKIM and OpenDMARC each add one) insert theirs at the top, above or just below our MTA's own
+//!    `Received` header, in any case above the `Received` header of the hop before us; anything below that was
+//!    written before the mail reached us and is ignored, whatever it claims.
 //! 3. The block must sit above a `Received` header: results not written by an MTA that received the mail (a file
 //!    with a forged header on top and no trace of a hop) prove nothing.
 //! 4. Two headers of the block reporting the same method (two `dkim` results, say) contradict each other: our MTA
