@@ -63,3 +63,23 @@ fn one_line_per_sent_mail_carries_the_relays_answer() {
         assert!(processed.contains(field), "{field} missing: {processed}");
     }
 }
+
+/// `[logging] format` in the config chooses the format when the environment does not.
+#[test]
+fn the_configs_logging_format_is_honoured() {
+    let env = common::Env::with_extra("[logging]\nformat = \"json\"\n");
+    let mut child = env
+        .cmd(&["ingest"])
+        .env("POSTDESK_LOG", "info")
+        .env_remove("POSTDESK_LOG_FORMAT")
+        .env_remove("JOURNAL_STREAM")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&common::fixture("new-ticket.eml")).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let log = common::stderr(&out);
+    assert!(!log.trim().is_empty() && log.lines().all(|l| l.starts_with('{')), "{log}");
+}
