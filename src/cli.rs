@@ -178,7 +178,9 @@ pub enum QuarantineCommand {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // The daemon tells the journal what it does with each mail; one-shot commands speak only when something is wrong.
-    init_logging(if matches!(cli.command, Command::Run) { "info" } else { "warn" });
+    // The format may come from the config; a config that does not load is reported by the command itself.
+    let format = crate::config::Config::load(&cli.config).ok().map(|c| c.logging.format);
+    crate::logging::init(if matches!(cli.command, Command::Run) { "info" } else { "warn" }, format);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
@@ -186,18 +188,6 @@ pub fn main() -> ExitCode {
             ExitCode::from(f.code)
         }
     }
-}
-
-fn init_logging(default_level: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("POSTDESK_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
-    // journald adds its own timestamps; plain lines on stderr read well there and in a terminal.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .try_init();
 }
 
 pub fn run(cli: Cli) -> Result<(), Failure> {
@@ -436,10 +426,15 @@ fn status(config_path: &Path, json: bool) -> Result<(), Failure> {
     let counts = store.status_counts()?;
     let outbox = store.outbox_counts()?;
     let running = crate::daemon::InstanceLock::is_held(&config.storage.state_dir);
+    let now = chrono::Utc::now().timestamp();
+    let budget = store.reply_budget(now, config.replies.max_unknown_senders_per_hour)?;
     if json {
-        print_json(&serde_json::json!({ "running": running, "counts": counts, "outbox": outbox }));
+        print_json(
+            &serde_json::json!({ "running": running, "counts": counts, "outbox": outbox, "auto_replies": budget }),
+        );
     } else {
-        crate::say_raw!("{}", crate::report::status_text(&counts, &outbox, running, chrono::Utc::now().timestamp()));
+        crate::say_raw!("{}", crate::report::status_text(&counts, &outbox, running, now));
+        crate::say_raw!("{}", crate::report::reply_budget_text(&budget));
     }
     Ok(())
 }

@@ -54,6 +54,8 @@ pub struct Config {
     pub seed_agents: Vec<AgentSeed>,
     #[serde(default)]
     pub retention: Retention,
+    #[serde(default)]
+    pub logging: LoggingConfig,
     /// Where this config was read from; relative paths in it are resolved against its directory.
     #[serde(skip)]
     pub source: PathBuf,
@@ -246,6 +248,14 @@ pub struct RepliesConfig {
     pub max_auto_replies: u32,
     #[serde(default = "default_window_hours")]
     pub window_hours: u32,
+    /// At most this many automatic replies per hour to first-time senders (no party of an earlier ticket), all of
+    /// them together: the cap on backscatter from forged senders. 0 sends them none.
+    #[serde(default = "default_max_unknown_senders_per_hour")]
+    pub max_unknown_senders_per_hour: u32,
+}
+
+fn default_max_unknown_senders_per_hour() -> u32 {
+    100
 }
 
 fn default_max_auto_replies() -> u32 {
@@ -262,6 +272,7 @@ impl Default for RepliesConfig {
             acknowledge_followups: true,
             max_auto_replies: default_max_auto_replies(),
             window_hours: default_window_hours(),
+            max_unknown_senders_per_hour: default_max_unknown_senders_per_hour(),
         }
     }
 }
@@ -572,12 +583,23 @@ fn explain_toml_error(message: &str) -> String {
     }
 }
 
+/// `[logging]`: how log lines are written (src/logging.rs). The level is `POSTDESK_LOG`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingConfig {
+    /// `auto` (journald when stderr is the journal, else text), `text`, `json` or `journald`.
+    #[serde(default)]
+    pub format: crate::logging::LogFormat,
+}
+
 /// A secret read from a file: never printed, never logged.
 #[derive(Clone)]
 pub struct Secret(String);
 
 impl Secret {
     pub fn new(value: String) -> Self {
+        // Known to the log filter from the moment it exists, so no library trace can show it.
+        crate::logging::register_secret(&value);
         Secret(value)
     }
     pub fn expose(&self) -> &str {
@@ -625,7 +647,7 @@ pub fn read_secret(file: Option<&Path>, what: &'static str, credential: &'static
     if value.is_empty() {
         return Err(SecretError::Empty { path });
     }
-    Ok(Secret(value))
+    Ok(Secret::new(value))
 }
 
 /// `[retention]`: how long closed tickets are kept. Off unless set.

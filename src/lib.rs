@@ -39,6 +39,7 @@ pub mod config;
 pub mod daemon;
 pub mod exit;
 pub mod ingest;
+pub mod logging;
 pub mod model;
 pub mod outbound;
 pub mod parse;

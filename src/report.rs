@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::store::{OutboxCounts, StatusCounts, TicketDetail};
+use crate::store::{OutboxCounts, ReplyBudget, StatusCounts, TicketDetail};
 
 pub fn ticket_text(d: &TicketDetail) -> String {
     let t = &d.ticket;
@@ -108,6 +108,18 @@ pub fn status_text(s: &StatusCounts, outbox: &OutboxCounts, running: bool, now: 
     let _ =
         writeln!(out, "outbox:      {} queued{waiting}, {} failed, {} sent", outbox.queued, outbox.failed, outbox.sent);
     out
+}
+
+/// The auto-reply budget's line of `postdesk status` (issue 10): refusals show, so backscatter is noticed.
+pub fn reply_budget_text(b: &ReplyBudget) -> String {
+    format!(
+        "auto-replies: {} of {} to first-time senders in the last hour; refused in 24h: {} by the per-sender limit, \
+         {} by the hourly cap\n",
+        b.unknown_senders_last_hour,
+        b.unknown_senders_cap,
+        b.refused_sender_limit_24h,
+        b.refused_unknown_senders_cap_24h
+    )
 }
 
 pub fn format_time(at: i64) -> String {

@@ -7,7 +7,9 @@ use tracing::info;
 pub use crate::model::TicketFacts;
 use crate::model::{Address, InboundMail};
 use crate::outbound::templates::{ArticleInfo, Person, Rendered, TemplateContext, TicketInfo};
-use crate::outbound::{AutoSubmitted, OutgoingMail, ReplyPolicyInput, Signer, auto_reply_blocker, build};
+use crate::outbound::{
+    AutoSubmitted, OutgoingMail, ReplyPolicyInput, Signer, auto_reply_blocker, build, normalise_sender,
+};
 use crate::setup::Setup;
 use crate::store::{NewArticle, NewOutgoing, StoreError, Tx};
 use crate::token::TokenFormat;
@@ -28,7 +30,8 @@ pub struct Responder<'a> {
 
 impl Responder<'_> {
     /// Queues the automatic reply `template` to `mail`'s sender when the loop policy allows it: RFC 3834 (never to
-    /// automatic mail), our own addresses, the hard-bounce list and the per-sender rate limit.
+    /// automatic mail), our own addresses, the hard-bounce list, and the budget: per normalised sender, and per hour
+    /// for first-time senders. A refusal by the budget is counted for `postdesk status`.
     pub fn auto_reply(
         &self,
         tx: &Tx<'_>,
@@ -45,14 +48,23 @@ impl Responder<'_> {
             return Ok(ReplyOutcome::Skipped("the mail names no address to answer".into()));
         };
         let window = i64::from(config.replies.window_hours) * 3600;
+        let sender = normalise_sender(&to.email);
+        let first_contact = !tx.is_known_correspondent(&to.email, now)?;
         let input = ReplyPolicyInput {
             mail,
             own_addresses: self.own_addresses,
             suppressed: tx.is_suppressed(&to.email)?,
-            recent_auto_replies: tx.auto_replies_since(&to.email, now - window)?,
+            recent_auto_replies: tx.auto_replies_since(&sender, now - window)?,
             max_auto_replies: config.replies.max_auto_replies,
+            first_contact,
+            recent_first_contact: if first_contact { tx.first_contact_replies_since(now - 3600)? } else { 0 },
+            max_unknown_per_hour: config.replies.max_unknown_senders_per_hour,
         };
-        if let Some(reason) = auto_reply_blocker(&input) {
+        if let Some(blocked) = auto_reply_blocker(&input) {
+            if let Some(budget) = blocked.budget {
+                tx.record_reply_refusal(budget, now)?;
+            }
+            let reason = blocked.reason;
             if let Some(t) = ticket {
                 tx.add_history(t.id, now, "system", "auto-reply withheld", &format!("{template}: {reason}"))?;
             }
@@ -89,7 +101,7 @@ impl Responder<'_> {
             Ok(done) => done,
             Err(reason) => return Ok(ReplyOutcome::Skipped(reason)),
         };
-        tx.record_auto_reply(&to.email, now)?;
+        tx.record_auto_reply(&sender, first_contact, now)?;
         if let Some(t) = ticket {
             tx.add_history(t.id, now, "system", "auto-reply queued", &format!("{template} to {}", to.email))?;
         }

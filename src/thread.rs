@@ -1,6 +1,21 @@
 //! Thread: which ticket does a mail belong to? A pure resolver over a lookup trait, so it is tested without a
 //! database. Order (after mox and RFC 5322 §3.6.4): the ticket token in the subject, then References (newest
 //! first) and In-Reply-To against Message-IDs we stored, else a new ticket.
+//!
+//! # Who is a party: proof, not claims (issue 10)
+//!
+//! Joining a ticket and changing who its mail goes to are two decisions. A mail joins a ticket on weak evidence
+//! (the token in its subject from a sender who claims to be a party, or a reference to any Message-ID of the
+//! ticket), so that people who write back the way mail clients do are never split off into a new ticket. But
+//! `From:` is forged at will, and a customer's Message-ID travels to everyone the customer wrote to, so such a
+//! follow-up is only *claimed* ([`Standing::Claimed`]): it is stored on the ticket and agents see it, yet it never
+//! adds Cc/To addresses as parties (who agents' answers go to) and gets no acknowledgement unless the address it
+//! would go to is already a party of the ticket (then nothing is revealed that the recipient does not know).
+//!
+//! A follow-up is *proven* ([`Standing::Proven`]) when In-Reply-To or References name a Message-ID that we issued
+//! and signed for this ticket ([`Signer::verify_message_id`](crate::outbound::Signer::verify_message_id)): only
+//! people who received our mail about the ticket know it. A proven follow-up from a party adds its To/Cc as parties
+//! and is acknowledged at its Reply-To, as the ticket's first mail is.
 
 use crate::model::InboundMail;
 use crate::token::{TokenFormat, is_valid_number};
@@ -80,6 +95,32 @@ pub fn resolve<L: ThreadLookup>(mail: &InboundMail, tokens: &TokenFormat, lookup
         return Ok(Resolution::Existing { ticket, via: Via::Reference(reference) });
     }
     Ok(Resolution::New { claimed: None, note })
+}
+
+/// How a follow-up is tied to its ticket; see the module documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// It answers a Message-ID we signed for this ticket.
+    Proven,
+    /// It joined by the subject token or by a Message-ID anyone may have seen.
+    Claimed,
+}
+
+/// Whether `mail` answers one of our own signed Message-IDs of `ticket` (after merges): `verify` returns the ticket
+/// number a Message-ID was signed for.
+pub fn standing<L: ThreadLookup>(
+    mail: &InboundMail,
+    ticket: &TicketRef,
+    verify: impl Fn(&str) -> Option<String>,
+    lookup: &L,
+) -> Result<Standing, L::Error> {
+    for id in mail.parent_ids() {
+        let Some(number) = verify(id) else { continue };
+        if lookup.ticket_by_number(&number)?.is_some_and(|t| t.id == ticket.id) {
+            return Ok(Standing::Proven);
+        }
+    }
+    Ok(Standing::Claimed)
 }
 
 fn first_referenced<L: ThreadLookup>(mail: &InboundMail, lookup: &L) -> Result<Option<(String, TicketRef)>, L::Error> {
@@ -206,6 +247,47 @@ mod tests {
         ];
         for (name, m, want) in cases {
             assert_eq!(resolve(&m, &fmt, &f).unwrap(), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn only_our_signed_message_ids_of_the_same_ticket_prove_a_follow_up() {
+        let (f, n) = world();
+        let ticket = f.by_number[&n].clone();
+        let other = ticket_number("20261123", 10, 8);
+        // Stands in for the signer: `ours-<number>@desk` verifies to <number>.
+        let verify = |id: &str| id.strip_prefix("ours-").and_then(|r| r.strip_suffix("@desk")).map(str::to_string);
+        let ours = format!("ours-{n}@desk");
+        let cases: Vec<(&str, InboundMail, Standing)> = vec![
+            ("answers our mail", mail("x@y.example", "hi", &[], &[&ours]), Standing::Proven),
+            (
+                "our mail deep in References",
+                mail("x@y.example", "hi", &[&ours, "first@customer.example"], &[]),
+                Standing::Proven,
+            ),
+            (
+                "bare token from the customer",
+                mail("alice@customer.example", &format!("[Ticket#{n}]"), &[], &[]),
+                Standing::Claimed,
+            ),
+            (
+                "the customer's Message-ID",
+                mail("x@y.example", "hi", &[], &["first@customer.example"]),
+                Standing::Claimed,
+            ),
+            (
+                "our mail about another ticket",
+                mail("x@y.example", "hi", &[], &[&format!("ours-{other}@desk")]),
+                Standing::Claimed,
+            ),
+            (
+                "a forged id of ours for a number that does not exist",
+                mail("x@y.example", "hi", &[], &["ours-1@desk"]),
+                Standing::Claimed,
+            ),
+        ];
+        for (name, m, want) in cases {
+            assert_eq!(standing(&m, &ticket, verify, &f).unwrap(), want, "{name}");
         }
     }
 }

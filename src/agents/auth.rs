@@ -16,26 +16,29 @@
 //! another ticket or agent. The third trusts the agent's domain to stop its own users from sending as each other,
 //! which a company domain does and a shared free-mail domain may not (DMARC still only proves the domain).
 //!
-//! # Which `Authentication-Results` header is believed
+//! # Which `Authentication-Results` header is believed (RFC 8601 §5)
 //!
 //! 1. Headers are read top down: each hop prepends, so the topmost were written last, by the hops closest to us.
-//! 2. The first `Authentication-Results` header whose authserv-id equals [`AuthContext::authserv_id`] exactly (byte
-//!    for byte; no case folding, prefix or suffix match) opens the trusted block. An A-R with any other authserv-id,
-//!    anywhere, is ignored (RFC 8601 §5: only results from our own administrative domain count).
-//! 3. The block runs down to the next `Received` header. Every A-R with our authserv-id inside it counts: OpenDKIM
-//!    and OpenDMARC each add their own, both above the `Received` header of our MTA. Below that `Received` header the
-//!    mail was still on its way to us, so an A-R there claiming our id was written upstream and may be forged: it is
-//!    ignored, whatever it says. Reading only the single topmost A-R of ours would miss one of the two milters;
-//!    reading the block admits nothing more from upstream, which cannot write above our MTA's `Received`.
-//! 4. Proof: a result `dkim=pass` whose `header.d` (or else the domain of `header.i`) equals the agent's domain, or
+//! 2. Only the topmost block counts. The topmost `Authentication-Results` header of the whole mail must carry
+//!    [`AuthContext::authserv_id`] exactly (byte for byte; no case folding, prefix or suffix match): if the topmost
+//!    is anyone else's, our MTA wrote none and nothing below is believed. The block is that header and the A-R
+//!    headers of ours right below it; it ends at the first `Received` header or A-R with another authserv-id. Our
+//!    MTA's milters (OpenDKIM and OpenDMARC each add one) insert theirs at the top, above or just below our MTA's own
+//!    `Received` header, in any case above the `Received` header of the hop before us; anything below that was
+//!    written before the mail reached us and is ignored, whatever it claims.
+//! 3. The block must sit above a `Received` header: results not written by an MTA that received the mail (a file
+//!    with a forged header on top and no trace of a hop) prove nothing.
+//! 4. Two headers of the block reporting the same method (two `dkim` results, say) contradict each other: our MTA
+//!    reports each method once, so one of them came from outside — the MTA did not strip it — and nothing in the
+//!    block is believed. This is what refuses a forged pass placed right above our genuine `fail` or `none`.
+//! 5. Proof: a result `dkim=pass` whose `header.d` (or else the domain of `header.i`) equals the agent's domain, or
 //!    `dmarc=pass` whose `header.from` equals it (case-insensitive, a trailing dot ignored). `fail`, `none`, other
 //!    domains (subdomains included), other methods and unparsable result entries prove nothing. Comments and quoted
 //!    strings are honoured, so `pass` inside a comment or a `reason="…"` counts for nothing.
 //!
-//! This relies on the local MTA removing incoming A-R headers that carry its own authserv-id (RFC 8601 §5 requires
-//! it; OpenDKIM, OpenDMARC and rspamd can be set to) and adding its own for every mail: if it neither stripped nor
-//! added one, a forged header would be the topmost of ours and would be believed. Leave
-//! [`AuthContext::authserv_id`] unset unless the MTA is configured so.
+//! None of this can tell a forged header from a genuine one when the MTA neither strips incoming A-R headers that
+//! carry its authserv-id nor adds its own: RFC 8601 §5 makes removing them the MTA's duty, and the README says how
+//! (Postfix + OpenDKIM/OpenDMARC, rspamd). Leave [`AuthContext::authserv_id`] unset unless the MTA is configured so.
 
 use crate::model::InboundMail;
 use crate::outbound::signing::Signer;
@@ -114,24 +117,43 @@ fn authenticated(mail: &InboundMail, agent: &str, authserv_id: &str) -> bool {
     if domain.is_empty() || authserv_id.is_empty() {
         return false;
     }
-    let mut in_block = false;
-    for header in &mail.headers {
-        if in_block && header.name.eq_ignore_ascii_case("Received") {
-            break;
+    let Some(block) = trusted_block(mail, authserv_id) else { return false };
+    let mut methods: Vec<&str> = block.iter().flat_map(|h| h.methods()).collect();
+    let reported = methods.len();
+    methods.sort_unstable();
+    methods.dedup();
+    if methods.len() != reported {
+        tracing::warn!(
+            authserv_id,
+            "two Authentication-Results headers with our authserv-id report the same method: the MTA does not strip \
+             forged ones; nothing proven"
+        );
+        return false;
+    }
+    block.iter().flat_map(|h| &h.results).any(|r| r.proves_domain(&domain))
+}
+
+/// The A-R headers of the topmost block, when it is ours and sits above a `Received` header; see the module docs.
+fn trusted_block(mail: &InboundMail, authserv_id: &str) -> Option<Vec<AuthResults>> {
+    let is = |h: &crate::model::Header, name: &str| h.name.eq_ignore_ascii_case(name);
+    let first = mail.headers.iter().position(|h| is(h, "Authentication-Results"))?;
+    let mut block = Vec::new();
+    let mut rest = mail.headers[first..].iter();
+    for header in rest.by_ref() {
+        if is(header, "Received") {
+            return (!block.is_empty()).then_some(block);
         }
-        if !header.name.eq_ignore_ascii_case("Authentication-Results") {
+        if !is(header, "Authentication-Results") {
             continue;
         }
-        let Some(results) = parse_authentication_results(&header.value) else { continue };
-        if results.authserv_id != authserv_id {
-            continue;
-        }
-        in_block = true;
-        if results.results.iter().any(|r| r.proves_domain(&domain)) {
-            return true;
+        // An unparsable or foreign header ends the block; for the topmost one, there is no block.
+        match parse_authentication_results(&header.value) {
+            Some(results) if results.authserv_id == authserv_id => block.push(results),
+            _ => break,
         }
     }
-    false
+    // The block ended at a foreign A-R: a Received header must still follow somewhere below.
+    (!block.is_empty() && rest.any(|h| is(h, "Received"))).then_some(block)
 }
 
 fn normalise_domain(domain: &str) -> String {
@@ -143,6 +165,16 @@ fn normalise_domain(domain: &str) -> String {
 struct AuthResults {
     authserv_id: String,
     results: Vec<ResInfo>,
+}
+
+impl AuthResults {
+    /// Each method this header reports, once.
+    fn methods(&self) -> Vec<&str> {
+        let mut m: Vec<&str> = self.results.iter().map(|r| r.method.as_str()).collect();
+        m.sort_unstable();
+        m.dedup();
+        m
+    }
 }
 
 /// One `method=result` entry with its properties, names lowercased.

@@ -10,7 +10,7 @@ pub mod smtp;
 pub mod templates;
 
 pub use message::{AutoSubmitted, BuildError, LOOP_HEADER, OutgoingMail, build};
-pub use policy::{ReplyPolicyInput, auto_reply_blocker, is_our_own_mail};
+pub use policy::{Blocked, ReplyPolicyInput, auto_reply_blocker, is_our_own_mail, normalise_sender};
 pub use signing::Signer;
 pub use smtp::{Relay, SendError, SmtpSetupError};
 pub use templates::{RenderError, Rendered, TemplateContext, TemplateErrors, Templates};

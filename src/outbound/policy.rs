@@ -4,8 +4,12 @@
 //! Follows RFC 3834 §2: no automatic response to automatic mail (`Auto-Submitted` other than `no`, §5), to mailing
 //! lists (`List-Id`, RFC 2919; `List-Unsubscribe`, RFC 2369), to the null sender (bounces, RFC 5321 §4.5.5), or to
 //! ourselves; plus the de-facto signals `Precedence: bulk|junk|list|auto_reply` and Microsoft's
-//! `X-Auto-Response-Suppress`, the system addresses `MAILER-DAEMON` and `postmaster`, and "no-reply" senders, and a
-//! per-sender rate limit as the last line of defence against a loop no header reveals.
+//! `X-Auto-Response-Suppress`, the system addresses `MAILER-DAEMON` and `postmaster`, and "no-reply" senders.
+//!
+//! Then the budget (issue 10), against loops no header reveals and against backscatter (forged senders used to make
+//! us mail third parties): at most `max_auto_replies` per address in the window, the address normalised
+//! ([`normalise_sender`]: case and `+tag` ignored, so `user+1@`, `user+2@` … are one sender), and at most
+//! `max_unknown_per_hour` automatic replies per hour to first-time senders, whoever they claim to be.
 
 use crate::model::{Classification, InboundMail};
 
@@ -18,13 +22,64 @@ pub struct ReplyPolicyInput<'a> {
     pub own_addresses: &'a [String],
     /// The sender is on the hard-bounce list.
     pub suppressed: bool,
-    /// Automatic replies sent to this sender in the rate window.
+    /// Automatic replies sent to this sender (normalised) in the rate window.
     pub recent_auto_replies: u32,
     pub max_auto_replies: u32,
+    /// The reply would go to an address that is no party of an earlier ticket.
+    pub first_contact: bool,
+    /// Automatic replies to first-time senders in the last hour, all senders together.
+    pub recent_first_contact: u32,
+    pub max_unknown_per_hour: u32,
 }
 
-/// `None` when an automatic reply may be sent; otherwise why not, for the log and `rules test`.
-pub fn auto_reply_blocker(input: &ReplyPolicyInput) -> Option<String> {
+/// Why no automatic reply is sent. `budget` names the budget that refused it (`sender-limit`,
+/// `unknown-senders-cap`), for `postdesk status`; `None` for the loop rules, which refuse by design.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocked {
+    pub reason: String,
+    pub budget: Option<&'static str>,
+}
+
+impl From<String> for Blocked {
+    fn from(reason: String) -> Self {
+        Blocked { reason, budget: None }
+    }
+}
+
+/// The key the per-sender limit counts by: lowercase, `<>` and a `+tag` of the local part removed (RFC 5233
+/// subaddresses; the common `+` separator).
+pub fn normalise_sender(address: &str) -> String {
+    let a = address.trim().trim_start_matches('<').trim_end_matches('>').to_ascii_lowercase();
+    match a.rsplit_once('@') {
+        Some((local, domain)) => format!("{}@{domain}", local.split('+').next().unwrap_or(local)),
+        None => a,
+    }
+}
+
+/// `None` when an automatic reply may be sent; otherwise why not, for the log and the ticket's history.
+pub fn auto_reply_blocker(input: &ReplyPolicyInput) -> Option<Blocked> {
+    if let Some(reason) = loop_blocker(input) {
+        return Some(reason.into());
+    }
+    let to = input.mail.reply_address().map_or_else(String::new, |a| a.email.clone());
+    if input.recent_auto_replies >= input.max_auto_replies {
+        let reason = format!(
+            "rate limit: {} automatic replies to {} (or its +variants) recently (limit {})",
+            input.recent_auto_replies, to, input.max_auto_replies
+        );
+        return Some(Blocked { reason, budget: Some("sender-limit") });
+    }
+    if input.first_contact && input.recent_first_contact >= input.max_unknown_per_hour {
+        let reason = format!(
+            "hourly cap: {} automatic replies to first-time senders in the last hour (limit {}); {to} is one",
+            input.recent_first_contact, input.max_unknown_per_hour
+        );
+        return Some(Blocked { reason, budget: Some("unknown-senders-cap") });
+    }
+    None
+}
+
+fn loop_blocker(input: &ReplyPolicyInput) -> Option<String> {
     let mail = input.mail;
     if mail.classification != Classification::Human {
         let why = mail.classification_reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
@@ -51,12 +106,6 @@ pub fn auto_reply_blocker(input: &ReplyPolicyInput) -> Option<String> {
     }
     if input.suppressed {
         return Some(format!("{} is suppressed after a hard bounce", reply_to.email));
-    }
-    if input.recent_auto_replies >= input.max_auto_replies {
-        return Some(format!(
-            "rate limit: {} automatic replies to {} recently (limit {})",
-            input.recent_auto_replies, reply_to.email, input.max_auto_replies
-        ));
     }
     None
 }
@@ -167,7 +216,11 @@ mod tests {
             suppressed: false,
             recent_auto_replies: 0,
             max_auto_replies: 5,
+            first_contact: false,
+            recent_first_contact: 0,
+            max_unknown_per_hour: 100,
         })
+        .map(|b| b.reason)
     }
 
     #[test]
@@ -239,10 +292,43 @@ mod tests {
             suppressed,
             recent_auto_replies: recent,
             max_auto_replies: 3,
+            first_contact: false,
+            recent_first_contact: 0,
+            max_unknown_per_hour: 100,
         };
         assert_eq!(auto_reply_blocker(&input(false, 2)), None);
-        assert!(auto_reply_blocker(&input(false, 3)).unwrap().contains("rate limit"));
-        assert!(auto_reply_blocker(&input(true, 0)).unwrap().contains("suppressed"));
+        let limited = auto_reply_blocker(&input(false, 3)).unwrap();
+        assert!(limited.reason.contains("rate limit") && limited.budget == Some("sender-limit"), "{limited:?}");
+        let suppressed = auto_reply_blocker(&input(true, 0)).unwrap();
+        assert!(suppressed.reason.contains("suppressed") && suppressed.budget.is_none());
+    }
+
+    #[test]
+    fn backscatter_budget_caps_first_time_senders_per_hour_and_normalises_senders() {
+        let mail = human();
+        let own = own();
+        let input = |first_contact, recent_first_contact| ReplyPolicyInput {
+            mail: &mail,
+            own_addresses: &own,
+            suppressed: false,
+            recent_auto_replies: 0,
+            max_auto_replies: 5,
+            first_contact,
+            recent_first_contact,
+            max_unknown_per_hour: 10,
+        };
+        assert_eq!(auto_reply_blocker(&input(true, 9)), None);
+        assert_eq!(auto_reply_blocker(&input(true, 10)).unwrap().budget, Some("unknown-senders-cap"));
+        assert_eq!(auto_reply_blocker(&input(false, 10)), None, "known correspondents are not capped");
+        for (raw, want) in [
+            ("User+1@Example.COM", "user@example.com"),
+            ("<user+a+b@example.com>", "user@example.com"),
+            ("user@example.com", "user@example.com"),
+            ("+tag@example.com", "@example.com"),
+            ("no-at-sign", "no-at-sign"),
+        ] {
+            assert_eq!(normalise_sender(raw), want, "{raw}");
+        }
     }
 
     #[test]

@@ -71,13 +71,20 @@ impl Sender {
             let result = self.relay.send(&row.envelope_from, &row.recipients, &row.raw).await;
             let now = chrono::Utc::now().timestamp();
             match result {
-                Ok(()) => {
+                Ok(answer) => {
                     if failpoint {
                         std::process::abort();
                     }
                     let id = row.id;
                     self.write(move |tx| tx.mark_sent(id, now)).await?;
-                    info!(id = row.id, message_id = %row.message_id, "sent");
+                    // One line per sent mail, with the relay's answer (its queue id) to follow it in the relay's log.
+                    info!(
+                        outbox = row.id,
+                        message_id = %row.message_id,
+                        recipients = row.recipients.len(),
+                        relay = %answer,
+                        "sent"
+                    );
                 }
                 Err(e) if e.transient => {
                     let delay = self.backoff(&row);

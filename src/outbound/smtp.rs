@@ -111,15 +111,18 @@ impl Relay {
     }
 
     /// Sends `raw` (a complete message) to `recipients`. `envelope_from` is the SMTP MAIL FROM; empty means the
-    /// null sender `<>` (RFC 5321 §4.5.5), for mail that must never be answered with a bounce.
-    pub async fn send(&self, envelope_from: &str, recipients: &[String], raw: &[u8]) -> Result<(), SendError> {
+    /// null sender `<>` (RFC 5321 §4.5.5), for mail that must never be answered with a bounce. Returns the relay's
+    /// answer to the message (`250 2.0.0 Ok: queued as …`), for the log: it names the relay's queue id.
+    pub async fn send(&self, envelope_from: &str, recipients: &[String], raw: &[u8]) -> Result<String, SendError> {
         let from = match envelope_from.trim() {
             "" | "<>" => None,
             addr => Some(parse_address("envelope sender", addr)?),
         };
         let to = recipients.iter().map(|r| parse_address("recipient", r)).collect::<Result<Vec<_>, _>>()?;
         let envelope = Envelope::new(from, to).map_err(|e| SendError::permanent(format!("envelope: {e}")))?;
-        self.transport.send_raw(&envelope, raw).await.map(|_| ()).map_err(|e| SendError::from_lettre(&e))
+        let response = self.transport.send_raw(&envelope, raw).await.map_err(|e| SendError::from_lettre(&e))?;
+        let text: Vec<&str> = response.message().collect();
+        Ok(format!("{} {}", response.code(), text.join(" ")))
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod actions;
 mod agent;
+mod parties;
 
 use std::fmt;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use crate::respond::{ReplyOutcome, Responder, TicketFacts};
 use crate::rules::{AutoReply, Decision, RouteContext};
 use crate::setup::Setup;
 use crate::store::{LedgerEntry, NewArticle, NewTicket, Store, StoreError, Tx, sha256_hex};
-use crate::thread::{self, Resolution, ThreadLookup, TicketRef, Via};
+use crate::thread::{self, Resolution, Standing, ThreadLookup, TicketRef, Via};
 use crate::token::TokenFormat;
 
 /// A mail handed to the pipeline by a source.
@@ -98,6 +99,17 @@ impl Outcome {
     pub fn is_quarantined(&self) -> bool {
         matches!(self, Outcome::Quarantined { .. })
     }
+
+    /// One word for logs and metrics: `new`, `follow-up`, `duplicate`, `already-processed`, `quarantined`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Outcome::NewTicket { .. } => "new",
+            Outcome::FollowUp { .. } => "follow-up",
+            Outcome::Duplicate { .. } => "duplicate",
+            Outcome::AlreadyProcessed => "already-processed",
+            Outcome::Quarantined { .. } => "quarantined",
+        }
+    }
 }
 
 impl fmt::Display for Outcome {
@@ -156,12 +168,13 @@ pub struct Pipeline {
 
 /// Where a mail goes before routing: onto a known ticket, or a new one.
 enum Placement {
-    /// `bounce`: a bounce of mail we sent about this ticket.
+    /// `bounce`: a bounce of mail we sent about this ticket. `standing`: whether it may change the ticket's parties.
     Existing {
         ticket: TicketRef,
         via: String,
         duplicate_of: Option<i64>,
         bounce: bool,
+        standing: Standing,
     },
     New {
         claimed: Option<String>,
@@ -228,11 +241,15 @@ impl Pipeline {
         let tx = store.begin()?;
         let mut outcomes = Vec::with_capacity(batch.len());
         for (index, (incoming, parsed)) in batch.iter().zip(parsed).enumerate() {
+            // The fields of the one info line per mail (issue 11): never a body, a subject or a secret.
             let span = tracing::info_span!("mail", source = %incoming.source, message_id = tracing::field::Empty,
-                ticket = tracing::field::Empty);
+                from = tracing::field::Empty, classification = tracing::field::Empty,
+                ticket = tracing::field::Empty, queue = tracing::field::Empty);
             let _guard = span.enter();
             if let Some(ParsedMail { mail: Ok(mail), .. }) = &parsed {
                 span.record("message_id", mail.message_id.as_deref().unwrap_or("-"));
+                span.record("from", mail.from.as_ref().map_or("-", |a| a.email.as_str()));
+                span.record("classification", mail.classification.as_str());
             }
             let savepoint = format!("m{index}");
             tx.savepoint(&savepoint)?;
@@ -252,7 +269,7 @@ impl Pipeline {
             if let Outcome::NewTicket { number, .. } | Outcome::FollowUp { number, .. } = &outcome {
                 span.record("ticket", number.as_str());
             }
-            info!(outcome = %outcome, "processed");
+            info!(result = outcome.kind(), outcome = %outcome, "processed");
             outcomes.push(outcome);
         }
         let write_time = started.elapsed();
@@ -351,16 +368,17 @@ impl Pipeline {
             return Ok(outcome);
         }
         let bounce_of_ours = matches!(placement, Placement::Existing { bounce: true, .. });
-        let (ticket_id, outcome, duplicate_of) = match placement {
-            Placement::Existing { ticket, via, duplicate_of, .. } => {
-                self.follow_up(tx, ticket.id, mail, now)?;
+        let (ticket_id, outcome, duplicate_of, standing) = match placement {
+            Placement::Existing { ticket, via, duplicate_of, standing, .. } => {
+                self.follow_up(tx, ticket.id, mail, standing, now)?;
                 let outcome =
                     Outcome::FollowUp { number: ticket.number, via, flagged_duplicate: duplicate_of.is_some() };
-                (ticket.id, outcome, duplicate_of)
+                (ticket.id, outcome, duplicate_of, standing)
             }
             Placement::New { claimed, note } => {
                 let (id, number) = self.open_ticket(tx, mail, &decision, claimed.as_deref(), note.as_deref(), now)?;
-                (id, Outcome::NewTicket { number, claimed }, None)
+                // The first mail of a ticket sets its parties: its sender, To, Cc and Reply-To are the customer's.
+                (id, Outcome::NewTicket { number, claimed }, None, Standing::Proven)
             }
         };
         let raw_id = tx.insert_raw(&incoming.raw, sha)?;
@@ -369,7 +387,10 @@ impl Pipeline {
         self.apply_decision(tx, ticket_id, article_id, &decision, current_queue.as_deref(), now)?;
         let new_ticket = matches!(outcome, Outcome::NewTicket { .. });
         let facts = tx.ticket_facts(ticket_id)?;
-        self.acknowledge(tx, &facts, mail, &decision, new_ticket, now)?;
+        tracing::Span::current().record("queue", facts.queue.as_str());
+        if new_ticket || self.may_acknowledge(tx, &facts, mail, standing, now)? {
+            self.acknowledge(tx, &facts, mail, &decision, new_ticket, now)?;
+        }
         let event = match (bounce_of_ours, new_ticket) {
             (true, _) => Some(Event::Bounce),
             (false, true) => Some(Event::NewTicket),
@@ -398,6 +419,7 @@ impl Pipeline {
                 via: "Message-ID".into(),
                 duplicate_of: Some(first_article),
                 bounce: false,
+                standing: Standing::Claimed,
             });
         }
         Ok(match thread::resolve(mail, &self.tokens, tx)? {
@@ -406,7 +428,8 @@ impl Pipeline {
                     Via::Token => "subject token".to_string(),
                     Via::Reference(id) => format!("reference <{id}>"),
                 };
-                Placement::Existing { ticket, via, duplicate_of: None, bounce: false }
+                let standing = thread::standing(mail, &ticket, |id| self.signer.verify_message_id(id), tx)?;
+                Placement::Existing { ticket, via, duplicate_of: None, bounce: false, standing }
             }
             Resolution::New { claimed, note } => Placement::New { claimed, note },
         })
@@ -443,7 +466,14 @@ impl Pipeline {
         Ok((id, number))
     }
 
-    fn follow_up(&self, tx: &Tx<'_>, ticket_id: i64, mail: &InboundMail, now: i64) -> Result<(), StoreError> {
+    fn follow_up(
+        &self,
+        tx: &Tx<'_>,
+        ticket_id: i64,
+        mail: &InboundMail,
+        standing: Standing,
+        now: i64,
+    ) -> Result<(), StoreError> {
         // Automatic mail (bounces, out-of-office) never reopens a ticket; a person writing again does.
         let reopen = mail.classification == crate::model::Classification::Human;
         tx.touch_ticket(ticket_id, now, reopen)?;
@@ -451,10 +481,14 @@ impl Pipeline {
             Some(from) => tx.is_party(ticket_id, &from.key())?,
             None => false,
         };
-        if sender_is_party {
-            self.add_cc_parties(tx, ticket_id, mail)?;
+        // A claimed follow-up never widens who the ticket's mail goes to (src/thread.rs: proof, not claims).
+        if standing == Standing::Proven {
+            if sender_is_party {
+                self.add_cc_parties(tx, ticket_id, mail)?;
+            }
+            return Ok(());
         }
-        Ok(())
+        self.note_ignored_parties(tx, ticket_id, mail, now)
     }
 
     fn add_cc_parties(&self, tx: &Tx<'_>, ticket_id: i64, mail: &InboundMail) -> Result<(), StoreError> {
@@ -536,6 +570,7 @@ impl Pipeline {
             via: format!("bounce of <{original}>"),
             duplicate_of: None,
             bounce: true,
+            standing: Standing::Claimed,
         }))
     }
 

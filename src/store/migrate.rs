@@ -12,6 +12,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_agents.sql"),
     include_str!("migrations/0005_attachments_in_raw.sql"),
     include_str!("migrations/0006_retention.sql"),
+    include_str!("migrations/0007_reply_budget.sql"),
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<()> {

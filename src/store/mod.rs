@@ -2,6 +2,7 @@
 //! reach it through `spawn_blocking`, never across an `.await`.
 
 mod agents;
+mod budget;
 mod migrate;
 mod outbox;
 mod privacy;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode};
 
 pub use agents::{AgentRow, AgentView, QueueRow, RoleView};
+pub use budget::ReplyBudget;
 pub use outbox::{Due, NewOutgoing, OutboxCounts, OutboxView, SuppressionView};
 pub use privacy::{AuditLine, ERASED, Erased, Purged, SentTo};
 pub use read::{

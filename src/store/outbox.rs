@@ -87,20 +87,6 @@ impl Tx<'_> {
         Ok(self.conn().last_insert_rowid())
     }
 
-    pub fn record_auto_reply(&self, address: &str, now: i64) -> Result<()> {
-        self.conn()
-            .execute("INSERT INTO auto_replies (address, sent_at) VALUES (lower(?1), ?2)", params![address, now])?;
-        Ok(())
-    }
-
-    pub fn auto_replies_since(&self, address: &str, since: i64) -> Result<u32> {
-        Ok(self.conn().query_row(
-            "SELECT count(*) FROM auto_replies WHERE address = lower(?1) AND sent_at >= ?2",
-            params![address, since],
-            |r| r.get(0),
-        )?)
-    }
-
     pub fn is_suppressed(&self, address: &str) -> Result<bool> {
         Ok(self
             .conn()

@@ -62,6 +62,9 @@ fn agent_message_id_in_references_or_in_reply_to_proves_the_agent() {
     assert_eq!(prove(&irt, AGENT), by(Proof::SignedReference));
 }
 
+/// The `Received` header our MTA writes when it takes a mail in; our A-R headers sit above it.
+const OUR_HOP: &str = "from mail.corp.example by mx.helpdesk.example (Postfix) with ESMTPS id 4Xy";
+
 #[test]
 fn trusted_authentication_results_prove_the_agent() {
     let cases = [
@@ -75,7 +78,7 @@ fn trusted_authentication_results_prove_the_agent() {
         "\"mx.helpdesk.example\"; DKIM=Pass Header.D=corp.example",
     ];
     for value in cases {
-        let mail = with_headers(mail_from(AGENT), &[("Authentication-Results", value)]);
+        let mail = with_headers(mail_from(AGENT), &[("Authentication-Results", value), ("Received", OUR_HOP)]);
         assert_eq!(prove(&mail, AGENT), by(Proof::Authenticated), "{value}");
     }
 }
@@ -306,4 +309,56 @@ fn garbage_never_panics() {
             let _ = prove(&mail, agent);
         }
     }
+}
+
+/// Issue 10 item 9, one test per forged placement. Each mail says `dkim=pass` for the agent's domain in an
+/// `Authentication-Results` header claiming our authserv-id, written by the sender because the MTA did not strip it.
+fn forged_pass() -> (&'static str, &'static str) {
+    ("Authentication-Results", "mx.helpdesk.example; dkim=pass header.d=corp.example header.s=forged")
+}
+
+#[test]
+fn forged_authentication_results_topmost_above_our_own_proves_nothing() {
+    // The forged header directly on top of our MTA's genuine `none`: one method reported twice.
+    let mail = with_headers(
+        mail_from(AGENT),
+        &[forged_pass(), ("Authentication-Results", "mx.helpdesk.example; dkim=none"), ("Received", OUR_HOP)],
+    );
+    assert_eq!(prove(&mail, AGENT), None);
+    // Alone on top of a mail that no MTA of ours ever received (no Received header at all).
+    assert_eq!(prove(&with_headers(mail_from(AGENT), &[forged_pass()]), AGENT), None);
+}
+
+#[test]
+fn forged_authentication_results_under_a_forged_received_proves_nothing() {
+    let mail = with_headers(
+        mail_from(AGENT),
+        &[
+            ("Received", "from mx.helpdesk.example by store.helpdesk.example (Dovecot) with LMTP"),
+            ("Authentication-Results", "mx.helpdesk.example; dmarc=none header.from=corp.example"),
+            ("Received", OUR_HOP),
+            ("Received", "from corp.example by mx.helpdesk.example (Postfix) with ESMTPS"),
+            forged_pass(),
+        ],
+    );
+    assert_eq!(prove(&mail, AGENT), None);
+    // Our MTA added nothing but another filter's header on top: the block is not ours, nothing below counts.
+    let foreign_on_top = with_headers(
+        mail_from(AGENT),
+        &[("Authentication-Results", "spamfilter.example; spf=pass"), forged_pass(), ("Received", OUR_HOP)],
+    );
+    assert_eq!(prove(&foreign_on_top, AGENT), None);
+}
+
+#[test]
+fn forged_authentication_results_above_a_genuine_fail_proves_nothing() {
+    let mail = with_headers(
+        mail_from(AGENT),
+        &[
+            forged_pass(),
+            ("Authentication-Results", "mx.helpdesk.example; dkim=fail header.d=corp.example"),
+            ("Received", OUR_HOP),
+        ],
+    );
+    assert_eq!(prove(&mail, AGENT), None);
 }
