@@ -245,3 +245,15 @@ ALTER TABLE tickets ADD COLUMN pending_until INTEGER;  -- #pending: reopens then
 -- A blob with raw_id set has empty data: its content is the attachment of that raw mail whose SHA-256 is the key,
 -- recovered by parsing the mail again (src/attachments.rs). Blobs written before this migration keep their data.
 ALTER TABLE blobs ADD COLUMN raw_id INTEGER REFERENCES raw_messages(id);
+
+-- ===== from 0006_quarantine_actions.sql
+-- What an admin did about a quarantined mail: replayed it into a ticket, or dropped it with a reason. One row per
+-- quarantined mail at most (the primary key), so a replay can only ever happen once.
+CREATE TABLE quarantine_actions (
+    quarantine_id   INTEGER PRIMARY KEY REFERENCES quarantine(id),
+    action          TEXT    NOT NULL,              -- replayed | dropped
+    detail          TEXT    NOT NULL,              -- what the replay became, or why it was dropped
+    ticket_number   TEXT,                          -- the ticket a replay made or joined
+    actor           TEXT    NOT NULL,
+    at              INTEGER NOT NULL
+);

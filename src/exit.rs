@@ -7,6 +7,8 @@ use crate::store::StoreError;
 pub const EX_TEMPFAIL: u8 = 75;
 pub const EX_CONFIG: u8 = 78;
 pub const EX_USAGE: u8 = 64;
+/// The database (or a backup) is damaged or missing: the admin must restore; retrying cannot help.
+pub const EX_DATAERR: u8 = 65;
 pub const EX_SOFTWARE: u8 = 70;
 pub const EX_NOINPUT: u8 = 66;
 pub const EX_CANTCREAT: u8 = 73;
@@ -33,5 +35,13 @@ impl From<config::ConfigError> for Failure {
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
         Failure::new(if e.is_transient() { EX_TEMPFAIL } else { EX_SOFTWARE }, e.to_string())
+    }
+}
+
+/// A database that cannot be used is the admin's to fix (65: restore it), unless the trouble passes by itself (a
+/// restore in progress, a lock): 75.
+impl From<crate::store::integrity::IntegrityError> for Failure {
+    fn from(e: crate::store::integrity::IntegrityError) -> Self {
+        Failure::new(if e.is_transient() { EX_TEMPFAIL } else { EX_DATAERR }, e.to_string())
     }
 }

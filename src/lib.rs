@@ -39,6 +39,7 @@ pub mod daemon;
 pub mod exit;
 pub mod ingest;
 pub mod model;
+pub mod ops;
 pub mod outbound;
 pub mod parse;
 pub mod pipeline;

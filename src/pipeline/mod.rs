@@ -3,6 +3,7 @@
 //! The caller acknowledges its source (IMAP move, MTA exit code) only after [`Pipeline::process_batch`] returns.
 
 mod agent;
+mod replay;
 
 use std::fmt;
 use std::sync::Arc;
@@ -19,7 +20,9 @@ use crate::rules::{AutoReply, Decision, RouteContext};
 use crate::setup::Setup;
 use crate::store::{LedgerEntry, NewArticle, NewTicket, Store, StoreError, Tx, sha256_hex};
 use crate::thread::{self, Resolution, ThreadLookup, TicketRef, Via};
+
 use crate::token::TokenFormat;
+pub use replay::Replayed;
 
 /// A mail handed to the pipeline by a source.
 #[derive(Debug, Clone)]

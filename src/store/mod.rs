@@ -2,8 +2,11 @@
 //! reach it through `spawn_blocking`, never across an `.await`.
 
 mod agents;
+pub mod backup;
+pub mod integrity;
 mod migrate;
 mod outbox;
+mod quarantine;
 mod read;
 mod write;
 
@@ -14,6 +17,7 @@ use rusqlite::{Connection, ErrorCode};
 
 pub use agents::{AgentRow, AgentView, QueueRow, RoleView};
 pub use outbox::{Due, NewOutgoing, OutboxCounts, OutboxView, SuppressionView};
+pub use quarantine::{QuarantineAction, QuarantineItem};
 pub use read::{
     ArticleView, AttachmentView, QuarantineView, RuleHitView, StatusCounts, TicketDetail, TicketFilter, TicketSummary,
 };
