@@ -56,8 +56,7 @@ pub fn run(config_path: &Path, act: QuarantineAct) -> Result<(), Failure> {
         QuarantineAct::Show { id, json } => show(config_path, id, json),
         QuarantineAct::Raw { id } => {
             let item = item(&open_reader(config_path)?, id)?;
-            let data =
-                item.data.ok_or_else(|| Failure::new(EX_NOINPUT, no_bytes(&item.source, item.action.is_some())))?;
+            let data = item.data.clone().ok_or_else(|| Failure::new(EX_NOINPUT, no_bytes(&item)))?;
             let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), &data);
             Ok(())
         }
@@ -76,10 +75,13 @@ fn item(store: &Store, id: i64) -> Result<QuarantineItem, Failure> {
     store.quarantine_item(id)?.ok_or_else(|| Failure::new(EX_NOINPUT, format!("no quarantined mail #{id}")))
 }
 
-fn no_bytes(source: &str, acted: bool) -> String {
-    if acted {
-        "its bytes were deleted when it was dropped".into()
-    } else if source.starts_with("imap:") {
+fn no_bytes(item: &QuarantineItem) -> String {
+    if let Some(a) = &item.action {
+        match a.action.as_str() {
+            "dropped" => "its bytes were deleted when it was dropped".into(),
+            other => format!("already {other}: {}", a.detail),
+        }
+    } else if item.source.starts_with("imap:") {
         "refused for its size before download: it is in the IMAP quarantine folder; raise \
          limits.max_message_bytes and run `postdesk quarantine fetch ID`"
             .into()
@@ -117,7 +119,7 @@ fn show(config_path: &Path, id: i64, json: bool) -> Result<(), Failure> {
     }
     match headers {
         Some(h) => crate::say!("\n{h}"),
-        None => crate::say!("\n(no headers: {})", no_bytes(&item.source, item.action.is_some())),
+        None => crate::say!("\n(no headers: {})", no_bytes(&item)),
     }
     Ok(())
 }
@@ -142,8 +144,12 @@ fn replay(config_path: &Path, id: Option<i64>, all: bool, reason: Option<&str>) 
     let mut refused = 0;
     for id in ids {
         let item = item(&store, id)?;
+        if let Some(a) = &item.action {
+            crate::say!("#{id}: nothing to do, already {} by {}: {}", a.action, a.actor, a.detail);
+            continue;
+        }
         let Some(data) = item.data else {
-            crate::say!("#{id}: skipped: {}", no_bytes(&item.source, item.action.is_some()));
+            crate::say!("#{id}: skipped: {}", no_bytes(&item));
             refused += usize::from(!all);
             continue;
         };
