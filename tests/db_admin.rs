@@ -52,7 +52,7 @@ fn a_restored_older_backup_does_not_reissue_ticket_numbers_handed_out_after_it()
     assert!(out.status.success(), "restore: {}", stderr(&out));
     assert!(stdout(&out).contains("kept as"), "{}", stdout(&out));
     let numbers: Vec<String> = env.tickets().iter().map(|t| t["number"].as_str().unwrap().to_string()).collect();
-    assert_eq!(numbers, [first.clone()], "the backup's state is back");
+    assert_eq!(numbers, [first], "the backup's state is back");
 
     let third = ticket_number(&ingest_ok(&env, &customer(3, "after the restore")));
     assert_ne!(third, second, "a number handed out after the backup was issued again");

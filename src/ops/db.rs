@@ -172,7 +172,9 @@ fn stage_and_swap(db: &Path, file: &Path, staged: &Path) -> Result<(DbFacts, Opt
     if !file.is_file() {
         return Err(Failure::new(EX_NOINPUT, format!("{}: no such backup file", file.display())));
     }
-    backup::unpack(file, staged).map_err(|e| Failure::new(EX_CANTCREAT, e.to_string()))?;
+    backup::unpack(file, staged).map_err(|e| {
+        Failure::new(EX_DATAERR, format!("cannot unpack the backup, the database was not touched: {e}"))
+    })?;
     let (problems, facts) = examine(staged, file)?;
     let facts = match facts {
         Some(f) if problems.is_empty() => f,

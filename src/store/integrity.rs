@@ -252,9 +252,14 @@ impl Store {
     /// Raises the database's counters to the record's and the record to the database's: both end at the highest
     /// number ever handed out, whichever side knew it.
     pub fn sync_ticket_numbers(&mut self, record: &Path) -> Result<()> {
-        let recorded = read_numbers(record);
-        raise_counters(&self.conn, &recorded)?;
-        let counters = self.ticket_counters()?;
+        let mut counters = self.ticket_counters()?;
+        // Only days the record knows better: on the usual start there is nothing to write.
+        let behind: BTreeMap<String, i64> =
+            read_numbers(record).into_iter().filter(|(day, n)| counters.get(day).is_none_or(|have| n > have)).collect();
+        if !behind.is_empty() {
+            raise_counters(&self.conn, &behind)?;
+            counters.extend(behind);
+        }
         record_numbers(record, &counters)
             .map_err(|e| StoreError::Invalid(format!("{}: cannot record ticket numbers: {e}", record.display())))
     }
