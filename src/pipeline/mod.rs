@@ -20,8 +20,8 @@ use crate::rules::{AutoReply, Decision, RouteContext};
 use crate::setup::Setup;
 use crate::store::{LedgerEntry, NewArticle, NewTicket, Store, StoreError, Tx, sha256_hex};
 use crate::thread::{self, Resolution, ThreadLookup, TicketRef, Via};
-
 use crate::token::TokenFormat;
+
 pub use replay::Replayed;
 
 /// A mail handed to the pipeline by a source.
