@@ -145,7 +145,9 @@ fn replay(config_path: &Path, id: Option<i64>, all: bool, reason: Option<&str>) 
     for id in ids {
         let item = item(&store, id)?;
         if let Some(a) = &item.action {
+            // Replaying again is harmless and says so; a dropped mail has no bytes left to replay.
             crate::say!("#{id}: nothing to do, already {} by {}: {}", a.action, a.actor, a.detail);
+            refused += usize::from(a.action == "dropped");
             continue;
         }
         let Some(data) = item.data else {
