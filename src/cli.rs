@@ -522,7 +522,7 @@ fn quarantine_list(config_path: &Path, limit: u32, json: bool) -> Result<(), Fai
         print_json(&items);
     } else {
         for q in items {
-            crate::say!("#{:<5} {:>10} bytes  {}  {}", q.id, q.size, q.source, q.reason);
+            crate::say!("#{:<5} {:<8} {:>10} bytes  {}  {}", q.id, q.status, q.size, q.source, q.reason);
         }
     }
     Ok(())

@@ -60,6 +60,26 @@ fn a_restored_older_backup_does_not_reissue_ticket_numbers_handed_out_after_it()
 }
 
 #[test]
+fn a_restore_after_the_database_was_lost_still_skips_numbers_handed_out_after_the_backup() {
+    let env = Env::new();
+    ingest_ok(&env, &customer(1, "before the backup"));
+    let backups = env.dir.path().join("backups");
+    assert!(env.run(&["db", "backup", "--to", backups.to_str().unwrap()]).status.success());
+    let second = ticket_number(&ingest_ok(&env, &customer(2, "after the backup")));
+    // The disk lost the database: only the record beside it knows the second number.
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db(&env).display()));
+    }
+    let out = env.run(&["db", "restore", newest(&backups).to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("no database to keep aside"), "{}", stdout(&out));
+    let third = ticket_number(&ingest_ok(&env, &customer(3, "after the restore")));
+    assert!(third > second, "{third} must come after {second}, which was handed out after the backup");
+    let listed = stdout(&env.run(&["quarantine", "list"]));
+    assert!(listed.is_empty(), "{listed}");
+}
+
+#[test]
 fn a_database_damaged_in_the_middle_is_refused_by_ingest_with_75_and_by_db_check() {
     let env = Env::new();
     let files: Vec<String> = (0..300)
@@ -162,6 +182,8 @@ fn a_mail_quarantined_for_size_is_replayed_into_one_ticket_after_the_limit_is_ra
     assert_eq!(env.tickets().len(), 1);
     let shown = stdout(&env.run(&["quarantine", "show", "1"]));
     assert!(shown.contains("replayed") && shown.contains("cli:"), "{shown}");
+    let listed = stdout(&env.run(&["quarantine", "list"]));
+    assert!(listed.contains("#1     replayed"), "{listed}");
 }
 
 #[test]
