@@ -212,6 +212,8 @@ mod fetch {
     //! The IMAP half of `quarantine fetch`.
 
     use super::*;
+    use crate::config::ImapConfig;
+    use crate::ingest::imap::{self, ImapError};
 
     pub fn run(config_path: &Path, id: Option<i64>) -> Result<(), Failure> {
         let (pipeline, mut store, _lock) = pipeline_and_store(config_path)?;
@@ -219,17 +221,43 @@ mod fetch {
         let Some(imap) = config.imap.clone() else {
             return Err(Failure::new(EX_CONFIG, format!("{}: no [imap] section to fetch from", config_path.display())));
         };
-        let limit = config.limits.max_message_bytes;
-        let mut waiting: Vec<(i64, u32)> = Vec::new();
-        let one = id.is_some();
+        let waiting = waiting(&store, id, config.limits.max_message_bytes)?;
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        let password = crate::daemon::imap_password(&imap)?;
+        let tls = crate::daemon::tls_for(imap.tls, imap.ca_file.as_deref())?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Failure::new(crate::exit::EX_SOFTWARE, format!("async runtime: {e}")))?;
+        runtime.block_on(async {
+            // The quarantine folder is the mailbox this connection watches.
+            let folder = ImapConfig { mailbox: imap.quarantine_mailbox.clone(), ..imap.clone() };
+            let mut conn = imap::connect(&folder, &password, tls).await.map_err(tempfail)?;
+            let result = take_in(&mut conn, &imap, &pipeline, &mut store, &waiting).await;
+            conn.logout().await;
+            result
+        })
+    }
+
+    fn tempfail(e: ImapError) -> Failure {
+        Failure::new(crate::exit::EX_TEMPFAIL, e.to_string())
+    }
+
+    /// `(id, size)` of the entries to fetch: refused for size by the IMAP daemon, not acted on, now within `limit`.
+    fn waiting(store: &Store, id: Option<i64>, limit: usize) -> Result<Vec<(i64, u32)>, Failure> {
+        // A named entry that cannot be fetched is worth a word; with --all, entries with bytes are silently not ours.
+        let named = id.is_some();
         let ids = match id {
             Some(id) => vec![id],
             None => store.quarantine_open_ids(None)?,
         };
+        let mut waiting = Vec::new();
         for id in ids {
-            let item = item(&store, id)?;
+            let item = item(store, id)?;
             if item.data.is_some() || item.action.is_some() || !item.source.starts_with("imap:") {
-                if one {
+                if named {
                     crate::say!("#{id}: not waiting in the IMAP folder (see `quarantine show {id}`)");
                 }
                 continue;
@@ -243,42 +271,59 @@ mod fetch {
             }
             waiting.push((id, item.size as u32));
         }
-        if waiting.is_empty() {
-            return Ok(());
+        Ok(waiting)
+    }
+
+    /// Downloads each paired mail, replays it, and moves it to the processed folder only after the commit.
+    async fn take_in(
+        conn: &mut imap::Connection,
+        imap: &ImapConfig,
+        pipeline: &Pipeline,
+        store: &mut Store,
+        waiting: &[(i64, u32)],
+    ) -> Result<(), Failure> {
+        let listed = conn.list().await.map_err(tempfail)?;
+        let pairs = pair_by_size(waiting, &listed);
+        for &(id, _) in waiting.iter().filter(|(id, _)| !pairs.iter().any(|(p, _)| p == id)) {
+            crate::say!("#{id}: no mail of its size in {}; nothing fetched", imap.quarantine_mailbox);
         }
-        let password = crate::daemon::imap_password(&imap)?;
-        let tls = crate::daemon::tls_for(imap.tls, imap.ca_file.as_deref())?;
-        let folder_cfg = crate::config::ImapConfig { mailbox: imap.quarantine_mailbox.clone(), ..imap.clone() };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Failure::new(crate::exit::EX_SOFTWARE, format!("async runtime: {e}")))?;
-        runtime.block_on(async {
-            let err = |e: crate::ingest::imap::ImapError| Failure::new(crate::exit::EX_TEMPFAIL, e.to_string());
-            let mut conn = crate::ingest::imap::connect(&folder_cfg, &password, tls).await.map_err(err)?;
-            let listed = conn.list().await.map_err(err)?;
-            let pairs = pair_by_size(&waiting, &listed);
-            for &(id, _) in waiting.iter().filter(|(id, _)| !pairs.iter().any(|(p, _)| p == id)) {
-                crate::say!("#{id}: no mail of its size in {}; nothing fetched", imap.quarantine_mailbox);
-            }
-            for (id, uid) in pairs {
-                let mut mails = conn.download(&[uid]).await.map_err(err)?;
-                let Some((_, raw)) = mails.pop() else { continue };
-                match pipeline.replay(&mut store, id, raw, &crate::ops::actor())? {
-                    Replayed::StillRefused(why) => crate::say!("#{id}: still refused, left in the folder: {why}"),
-                    done => {
-                        // Only after the commit: a crash before this move leaves the mail to a second fetch,
-                        // which finds the replay recorded and just moves it.
-                        conn.move_to(&[uid], &imap.processed_mailbox).await.map_err(err)?;
-                        match done {
-                            Replayed::Done(outcome) => crate::say!("#{id}: fetched from IMAP: {outcome}"),
-                            _ => crate::say!("#{id}: already taken in; moved out of the quarantine folder"),
-                        }
-                    }
+        for (id, uid) in pairs {
+            let mut mails = conn.download(&[uid]).await.map_err(tempfail)?;
+            let Some((_, raw)) = mails.pop() else { continue };
+            match pipeline.replay(store, id, raw, &crate::ops::actor())? {
+                Replayed::StillRefused(why) => crate::say!("#{id}: still refused, left in the folder: {why}"),
+                Replayed::Done(outcome) => {
+                    conn.move_to(&[uid], &imap.processed_mailbox).await.map_err(tempfail)?;
+                    crate::say!("#{id}: fetched from IMAP: {outcome}");
+                }
+                // Another fetch or replay won the race: the mail is in; only the move is left to do.
+                Replayed::AlreadyDone(_) => {
+                    conn.move_to(&[uid], &imap.processed_mailbox).await.map_err(tempfail)?;
+                    crate::say!("#{id}: already taken in; moved out of the quarantine folder");
                 }
             }
-            conn.logout().await;
-            Ok(())
-        })
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_pair_with_folder_mails_of_the_same_size_in_order() {
+        let rows = [(3, 5000), (4, 7000), (9, 5000), (12, 8000)];
+        let folder = [(10, 5000), (11, 6000), (14, 5000), (20, 7000)];
+        assert_eq!(pair_by_size(&rows, &folder), vec![(3, 10), (4, 20), (9, 14)]);
+        assert_eq!(pair_by_size(&rows, &[]), vec![]);
+        assert_eq!(pair_by_size(&[(1, 5000), (2, 5000)], &[(7, 5000)]), vec![(1, 7)]);
+    }
+
+    #[test]
+    fn the_header_block_ends_at_the_first_empty_line_either_line_ending() {
+        assert_eq!(header_block(b"Subject: a\r\nFrom: b\r\n\r\nbody\r\n\r\nmore"), "Subject: a\nFrom: b");
+        assert_eq!(header_block(b"Subject: a\n\nbody"), "Subject: a");
+        assert_eq!(header_block(b"no body at all"), "no body at all");
     }
 }
