@@ -144,7 +144,10 @@ fn init(config: &Config) -> Result<(), Failure> {
     let _lock = UseLock::exclusive(&db).map_err(Failure::from)?;
     let mut store = crate::store::Store::open(&db)?;
     // Numbers handed out before the loss stay used: the record beside the database still has them.
-    store.sync_ticket_numbers(&integrity::numbers_path(&db))?;
+    let record = integrity::numbers_path(&db);
+    store.sync_ticket_numbers(&record)?;
+    drop(store);
+    give_to_directory_owner(&db, &[&db, &record]);
     crate::say!("{}: empty database created", db.display());
     Ok(())
 }
@@ -212,18 +215,20 @@ fn stage_and_swap(db: &Path, file: &Path, staged: &Path) -> Result<(DbFacts, Opt
         }
     }
     integrity::carry_counters(staged, &high)?;
-    let owner = std::fs::metadata(dir_of(db)).ok();
     let aside = backup::swap_in(db, staged, chrono::Utc::now())?;
-    if let Some(meta) = owner {
-        // Run as root, the restored file would be root's and the daemon (User=postdesk) could not write it.
-        use std::os::unix::fs::MetadataExt;
-        let _ = std::os::unix::fs::chown(db, Some(meta.uid()), Some(meta.gid()));
-    }
     integrity::record_numbers(&record, &high)
         .map_err(|e| Failure::new(EX_CANTCREAT, format!("{}: {e}", record.display())))?;
+    give_to_directory_owner(db, &[db, &record]);
     Ok((facts, aside))
 }
 
-fn dir_of(db: &Path) -> PathBuf {
-    db.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf()
+/// Run as root, a restored or new database would be root's and the daemon (User=postdesk) could not write it:
+/// files made here go to the owner of the database's directory. Failing that (not root, same owner) changes nothing.
+fn give_to_directory_owner(db: &Path, files: &[&Path]) {
+    use std::os::unix::fs::MetadataExt;
+    let dir = db.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let Ok(owner) = std::fs::metadata(dir) else { return };
+    for file in files {
+        let _ = std::os::unix::fs::chown(file, Some(owner.uid()), Some(owner.gid()));
+    }
 }
