@@ -272,3 +272,14 @@ CREATE TABLE auto_reply_refusals (
     reason          TEXT    NOT NULL               -- sender-limit | unknown-senders-cap
 );
 CREATE INDEX auto_reply_refusals_at ON auto_reply_refusals(at);
+-- ===== from 0008_quarantine_actions.sql
+-- What an admin did about a quarantined mail: replayed it into a ticket, or dropped it with a reason. One row per
+-- quarantined mail at most (the primary key), so a replay can only ever happen once.
+CREATE TABLE quarantine_actions (
+    quarantine_id   INTEGER PRIMARY KEY REFERENCES quarantine(id),
+    action          TEXT    NOT NULL,              -- replayed | dropped
+    detail          TEXT    NOT NULL,              -- what the replay became, or why it was dropped
+    ticket_number   TEXT,                          -- the ticket a replay made or joined
+    actor           TEXT    NOT NULL,
+    at              INTEGER NOT NULL
+);

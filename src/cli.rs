@@ -76,6 +76,11 @@ pub enum Command {
         #[command(subcommand)]
         command: QueueCommand,
     },
+    /// The database: online backups, restore, integrity check.
+    Db {
+        #[command(subcommand)]
+        command: crate::ops::db::DbCommand,
+    },
     /// Mail refused into quarantine.
     Quarantine {
         #[command(subcommand)]
@@ -173,6 +178,8 @@ pub enum QuarantineCommand {
         #[arg(long)]
         json: bool,
     },
+    #[command(flatten)]
+    Act(crate::ops::quarantine::QuarantineAct),
 }
 
 pub fn main() -> ExitCode {
@@ -211,6 +218,8 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Quarantine { command: QuarantineCommand::List { limit, json } } => {
             quarantine_list(&cli.config, limit, json)
         }
+        Command::Quarantine { command: QuarantineCommand::Act(act) } => crate::ops::quarantine::run(&cli.config, act),
+        Command::Db { command } => crate::ops::db::run(&cli.config, command),
     }
 }
 
@@ -219,7 +228,10 @@ const INGEST_BATCH: usize = 64;
 
 fn ingest(config_path: &Path, files: &[PathBuf]) -> Result<(), Failure> {
     let setup = load_setup(config_path)?;
-    let mut store = open_store(&setup.config)?;
+    // A damaged or lost database is refused with 75: the MTA keeps the mail until the admin has restored.
+    let (mut store, _db_use) =
+        crate::store::integrity::open_checked(&setup.config.database_path(), &setup.config.storage.state_dir)
+            .map_err(|e| Failure::new(crate::exit::EX_TEMPFAIL, e.to_string()))?;
     crate::admin::seed_from_config(&mut store, &setup.config)?;
     let signer = load_signer(&setup.config)?;
     let pipeline = Pipeline::new(setup, signer);
@@ -515,7 +527,7 @@ fn quarantine_list(config_path: &Path, limit: u32, json: bool) -> Result<(), Fai
         print_json(&items);
     } else {
         for q in items {
-            crate::say!("#{:<5} {:>10} bytes  {}  {}", q.id, q.size, q.source, q.reason);
+            crate::say!("#{:<5} {:<8} {:>10} bytes  {}  {}", q.id, q.status, q.size, q.source, q.reason);
         }
     }
     Ok(())

@@ -122,8 +122,10 @@ pub fn run(config_path: &Path) -> Result<(), Failure> {
         None => None,
     };
     let _lock = InstanceLock::acquire(&config.storage.state_dir)?;
+    // Checked before the signing key is made: on a fresh installation neither exists yet.
+    let (mut store, _db_use) =
+        crate::store::integrity::open_checked(&config.database_path(), &config.storage.state_dir)?;
     let signer = crate::setup::load_signer(&config)?;
-    let mut store = Store::open(&config.database_path())?;
     crate::admin::seed_from_config(&mut store, &config)?;
     store.manual_checkpoints()?;
     let _checkpointer = crate::store::Checkpointer::spawn(&config.database_path())?;
@@ -150,14 +152,14 @@ struct ImapEdge {
     tls: Option<Arc<rustls::ClientConfig>>,
 }
 
-fn tls_for(mode: TlsMode, ca_file: Option<&Path>) -> Result<Option<Arc<rustls::ClientConfig>>, Failure> {
+pub(crate) fn tls_for(mode: TlsMode, ca_file: Option<&Path>) -> Result<Option<Arc<rustls::ClientConfig>>, Failure> {
     match mode {
         TlsMode::Plain => Ok(None),
         _ => crate::tls::client_config(ca_file).map(Some).map_err(|e| Failure::new(EX_CONFIG, e.to_string())),
     }
 }
 
-fn imap_password(cfg: &ImapConfig) -> Result<Secret, Failure> {
+pub(crate) fn imap_password(cfg: &ImapConfig) -> Result<Secret, Failure> {
     read_secret(cfg.password_file.as_deref(), "imap", "imap-password")
         .map_err(|e| Failure::new(EX_CONFIG, e.to_string()))
 }

@@ -9,7 +9,8 @@ pub const EX_CONFIG: u8 = 78;
 pub const EX_USAGE: u8 = 64;
 pub const EX_SOFTWARE: u8 = 70;
 pub const EX_NOINPUT: u8 = 66;
-/// Input that is not acceptable: an empty reply, an unknown queue, a refused command.
+/// Input that is not acceptable: an empty reply, an unknown queue, a refused command; a damaged or missing
+/// database (or backup), which the admin must restore: retrying cannot help.
 pub const EX_DATAERR: u8 = 65;
 /// Not allowed: the agent named has no rights on the ticket's queue.
 pub const EX_NOPERM: u8 = 77;
@@ -37,5 +38,13 @@ impl From<config::ConfigError> for Failure {
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
         Failure::new(if e.is_transient() { EX_TEMPFAIL } else { EX_SOFTWARE }, e.to_string())
+    }
+}
+
+/// A database that cannot be used is the admin's to fix (65: restore it), unless the trouble passes by itself (a
+/// restore in progress, a lock): 75.
+impl From<crate::store::integrity::IntegrityError> for Failure {
+    fn from(e: crate::store::integrity::IntegrityError) -> Self {
+        Failure::new(if e.is_transient() { EX_TEMPFAIL } else { EX_DATAERR }, e.to_string())
     }
 }

@@ -41,6 +41,7 @@ pub mod exit;
 pub mod ingest;
 pub mod logging;
 pub mod model;
+pub mod ops;
 pub mod outbound;
 pub mod parse;
 pub mod pipeline;

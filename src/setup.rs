@@ -157,5 +157,7 @@ pub fn load_signer(config: &Config) -> Result<std::sync::Arc<crate::outbound::Si
 }
 
 pub fn open_store(config: &Config) -> Result<Store, Failure> {
+    // Never an empty database in place of a lost one: `run` would then carry on without the history.
+    crate::store::integrity::preflight(&config.database_path(), &config.storage.state_dir)?;
     Ok(Store::open(&config.database_path())?)
 }

@@ -5,6 +5,7 @@
 pub mod actions;
 mod agent;
 mod parties;
+mod replay;
 
 use std::fmt;
 use std::sync::Arc;
@@ -22,6 +23,8 @@ use crate::setup::Setup;
 use crate::store::{LedgerEntry, NewArticle, NewTicket, Store, StoreError, Tx, sha256_hex};
 use crate::thread::{self, Resolution, Standing, ThreadLookup, TicketRef, Via};
 use crate::token::TokenFormat;
+
+pub use replay::Replayed;
 
 /// A mail handed to the pipeline by a source.
 #[derive(Debug, Clone)]

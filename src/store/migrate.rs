@@ -13,6 +13,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_attachments_in_raw.sql"),
     include_str!("migrations/0006_retention.sql"),
     include_str!("migrations/0007_reply_budget.sql"),
+    include_str!("migrations/0008_quarantine_actions.sql"),
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<()> {

@@ -2,10 +2,13 @@
 //! reach it through `spawn_blocking`, never across an `.await`.
 
 mod agents;
+pub mod backup;
 mod budget;
+pub mod integrity;
 mod migrate;
 mod outbox;
 mod privacy;
+mod quarantine;
 mod read;
 mod write;
 
@@ -18,6 +21,7 @@ pub use agents::{AgentRow, AgentView, QueueRow, RoleView};
 pub use budget::ReplyBudget;
 pub use outbox::{Due, NewOutgoing, OutboxCounts, OutboxView, SuppressionView};
 pub use privacy::{AuditLine, ERASED, Erased, Purged, SentTo};
+pub use quarantine::{QuarantineAction, QuarantineItem};
 pub use read::{
     ArticleView, AttachmentView, QuarantineView, RuleHitView, StatusCounts, TicketDetail, TicketFilter, TicketSummary,
 };

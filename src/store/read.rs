@@ -102,6 +102,8 @@ pub struct QuarantineView {
     pub size: i64,
     pub kept_bytes: bool,
     pub created_at: i64,
+    /// waiting (nobody acted yet) | replayed | dropped
+    pub status: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -305,7 +307,8 @@ impl Store {
 
     pub fn quarantine_list(&self, limit: u32) -> Result<Vec<QuarantineView>> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, reason, source, size, data IS NOT NULL, created_at FROM quarantine ORDER BY id DESC LIMIT ?1",
+            "SELECT q.id, q.reason, q.source, q.size, q.data IS NOT NULL, q.created_at, coalesce(a.action, 'waiting') \
+             FROM quarantine q LEFT JOIN quarantine_actions a ON a.quarantine_id = q.id ORDER BY q.id DESC LIMIT ?1",
         )?;
         let rows = stmt.query_map([limit], |r| {
             Ok(QuarantineView {
@@ -315,6 +318,7 @@ impl Store {
                 size: r.get(3)?,
                 kept_bytes: r.get(4)?,
                 created_at: r.get(5)?,
+                status: r.get(6)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

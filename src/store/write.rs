@@ -9,6 +9,8 @@ use crate::thread::{ThreadLookup, TicketRef};
 
 pub struct Tx<'c> {
     tx: rusqlite::Transaction<'c>,
+    /// Ticket counters handed out in this transaction, per day: recorded beside the database before the commit.
+    issued: std::cell::RefCell<std::collections::BTreeMap<String, i64>>,
 }
 
 pub struct NewTicket<'a> {
@@ -69,7 +71,7 @@ pub struct LedgerHit {
 
 impl<'c> Tx<'c> {
     pub(super) fn new(tx: rusqlite::Transaction<'c>) -> Self {
-        Tx { tx }
+        Tx { tx, issued: Default::default() }
     }
 
     pub(super) fn conn(&self) -> &rusqlite::Connection {
@@ -77,6 +79,14 @@ impl<'c> Tx<'c> {
     }
 
     pub fn commit(self) -> Result<()> {
+        // Before the commit, so no committed number is ever missing from the record (a failed commit leaves a gap).
+        let issued = self.issued.take();
+        if let Some(db) = self.tx.path().filter(|p| !p.is_empty() && !issued.is_empty()) {
+            let record = super::integrity::numbers_path(std::path::Path::new(db));
+            super::integrity::record_numbers(&record, &issued).map_err(|e| {
+                super::StoreError::Invalid(format!("{}: cannot record ticket numbers: {e}", record.display()))
+            })?;
+        }
         Ok(self.tx.commit()?)
     }
 
@@ -145,6 +155,9 @@ impl<'c> Tx<'c> {
             [day],
             |r| r.get(0),
         )?;
+        let mut issued = self.issued.borrow_mut();
+        let last = issued.entry(day.to_string()).or_insert(0);
+        *last = (*last).max(counter);
         Ok(crate::token::ticket_number(day, system_id, counter as u64))
     }
 

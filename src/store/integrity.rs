@@ -1,0 +1,375 @@
+//! Is the database whole, and is it the one this installation expects? `run` and `ingest` ask before they write
+//! (a damaged file must not be written into, a missing one must not be silently replaced by an empty one), and
+//! ticket numbers are recorded outside the database too, so that restoring an older copy never hands a number out
+//! twice.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use fs2::FileExt;
+use rusqlite::{Connection, ErrorCode, OpenFlags, params};
+
+use super::{Result, Store, StoreError};
+
+/// Beside the database: the highest ticket counter handed out per day, one `YYYYMMDD N` line each.
+pub const NUMBERS_FILE: &str = "ticket-numbers";
+/// Files in the state directory that only an installation with history has.
+const HISTORY_MARKERS: &[&str] = &["hmac.key", NUMBERS_FILE];
+/// How long `run` or `ingest` waits for a `db restore` in progress to finish before giving up (ingest: exit 75).
+const USE_LOCK_WAIT: Duration = Duration::from_secs(30);
+
+/// `PRAGMA quick_check` on a read-only connection: the problems found, none when the file is whole. O(size) but
+/// skips the index-to-table cross-checks that make `integrity_check` slow.
+pub fn quick_check(path: &Path) -> Result<Vec<String>> {
+    check(path, "quick_check")
+}
+
+/// `PRAGMA integrity_check`: everything `quick_check` does, plus every index matched against its table.
+pub fn integrity_check(path: &Path) -> Result<Vec<String>> {
+    check(path, "integrity_check")
+}
+
+fn check(path: &Path, pragma: &str) -> Result<Vec<String>> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    let run = || -> rusqlite::Result<Vec<String>> {
+        // `pragma` is one of the two fixed names above. At most 100 problems: enough to judge, bounded output.
+        let mut stmt = conn.prepare(&format!("PRAGMA {pragma}(100)"))?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        rows.collect()
+    };
+    match run() {
+        Ok(rows) if rows.len() == 1 && rows[0] == "ok" => Ok(Vec::new()),
+        Ok(rows) => Ok(rows),
+        // Damage bad enough that the check cannot even start is a finding, not a failure to check.
+        Err(e) if matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase)) => {
+            Ok(vec![e.to_string()])
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Why `run` or `ingest` will not use the database.
+#[derive(Debug)]
+pub enum IntegrityError {
+    /// A 0-byte file: SQLite would take it as a new, empty database and start ticket numbers again.
+    Empty(PathBuf),
+    /// No database, but the state directory has history (`marker`): it was lost or moved, not never made.
+    Missing {
+        path: PathBuf,
+        marker: PathBuf,
+    },
+    Damaged {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
+    /// A `db restore` holds the database; it did not finish in time.
+    Busy(PathBuf),
+    Store(StoreError),
+}
+
+impl IntegrityError {
+    /// Worth retrying later without anyone's help (locked, busy): everything else needs the admin.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            IntegrityError::Busy(_) => true,
+            IntegrityError::Store(e) => e.is_transient(),
+            _ => false,
+        }
+    }
+}
+
+impl From<StoreError> for IntegrityError {
+    fn from(e: StoreError) -> Self {
+        IntegrityError::Store(e)
+    }
+}
+
+const RESTORE_HINT: &str = "restore the newest good backup with `postdesk db restore FILE` (daemon stopped)";
+
+impl fmt::Display for IntegrityError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IntegrityError::Empty(p) => write!(
+                f,
+                "database {} is an empty (0-byte) file, not a database; refusing to start a new one in its place \
+                 (ticket numbers would be issued again); {RESTORE_HINT}, or remove the file to start afresh",
+                p.display()
+            ),
+            IntegrityError::Missing { path, marker } => write!(
+                f,
+                "database {} is missing, but {} shows this installation has history; refusing to start an empty \
+                 database; {RESTORE_HINT}, or run `postdesk db init` to start an empty one on purpose",
+                path.display(),
+                marker.display()
+            ),
+            IntegrityError::Damaged { path, problems } => write!(
+                f,
+                "database {} is damaged (PRAGMA quick_check: {}); nothing was written to it; {RESTORE_HINT}",
+                path.display(),
+                problems.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
+            ),
+            IntegrityError::Busy(p) => {
+                write!(f, "database {} is being restored (`postdesk db restore`); try again later", p.display())
+            }
+            IntegrityError::Store(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Held while a process writes the database: shared by `run` and every `ingest`, exclusive for `db restore`, so a
+/// restore never swaps the file under a writer (whose mail would land in the file moved aside). It is a lock on
+/// the database's directory: no extra file whose owner or mode could lock a user out.
+pub struct UseLock {
+    _dir: File,
+}
+
+impl UseLock {
+    pub fn shared(db: &Path) -> std::result::Result<UseLock, IntegrityError> {
+        Self::take(db, false)
+    }
+
+    pub fn exclusive(db: &Path) -> std::result::Result<UseLock, IntegrityError> {
+        Self::take(db, true)
+    }
+
+    fn take(db: &Path, exclusive: bool) -> std::result::Result<UseLock, IntegrityError> {
+        let dir = database_dir(db);
+        std::fs::create_dir_all(&dir).map_err(|e| StoreError::Invalid(format!("{}: {e}", dir.display())))?;
+        let file = File::open(&dir).map_err(|e| StoreError::Invalid(format!("{}: {e}", dir.display())))?;
+        let started = Instant::now();
+        loop {
+            let got = if exclusive { FileExt::try_lock_exclusive(&file) } else { FileExt::try_lock_shared(&file) };
+            if got.is_ok() {
+                return Ok(UseLock { _dir: file });
+            }
+            if started.elapsed() > USE_LOCK_WAIT {
+                return Err(IntegrityError::Busy(db.to_path_buf()));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn database_dir(db: &Path) -> PathBuf {
+    match db.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// The ticket-numbers record beside a database.
+pub fn numbers_path(db: &Path) -> PathBuf {
+    database_dir(db).join(NUMBERS_FILE)
+}
+
+/// Refuses a 0-byte database, and a missing one where the state directory shows history. A database that does
+/// not exist on a fresh installation is fine: `Store::open` creates it.
+pub fn preflight(db: &Path, state_dir: &Path) -> std::result::Result<(), IntegrityError> {
+    match std::fs::metadata(db) {
+        Ok(meta) if meta.len() == 0 => Err(IntegrityError::Empty(db.to_path_buf())),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let markers = HISTORY_MARKERS.iter().map(|m| state_dir.join(m)).chain([numbers_path(db)]);
+            match markers.into_iter().find(|m| m.exists()) {
+                Some(marker) => Err(IntegrityError::Missing { path: db.to_path_buf(), marker }),
+                None => Ok(()),
+            }
+        }
+        Err(e) => Err(StoreError::Invalid(format!("{}: {e}", db.display())).into()),
+    }
+}
+
+/// What `run` and `ingest` open: the use lock, then the checks, then the store with ticket counters raised to what
+/// the record beside it says was handed out (a copy restored by hand cannot reissue them either).
+pub fn open_checked(db: &Path, state_dir: &Path) -> std::result::Result<(Store, UseLock), IntegrityError> {
+    let lock = UseLock::shared(db)?;
+    preflight(db, state_dir)?;
+    if db.exists() {
+        let problems = quick_check(db)?;
+        if !problems.is_empty() {
+            return Err(IntegrityError::Damaged { path: db.to_path_buf(), problems });
+        }
+    }
+    let mut store = Store::open(db)?;
+    store.sync_ticket_numbers(&numbers_path(db))?;
+    Ok((store, lock))
+}
+
+/// Reads `YYYYMMDD N` lines; a missing file is empty, a line that does not parse is skipped.
+pub fn read_numbers(path: &Path) -> BTreeMap<String, i64> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let (day, n) = l.trim().split_once(' ')?;
+            let valid_day = day.len() == 8 && day.bytes().all(|b| b.is_ascii_digit());
+            Some((day.to_string(), n.trim().parse::<i64>().ok()?)).filter(|_| valid_day)
+        })
+        .collect()
+}
+
+/// Raises the record to at least `issued` (it never goes down), written whole to a temporary file and renamed over,
+/// so a crash leaves the old record or the new one.
+pub fn record_numbers(path: &Path, issued: &BTreeMap<String, i64>) -> std::io::Result<()> {
+    let mut all = read_numbers(path);
+    let mut changed = false;
+    for (day, n) in issued {
+        let entry = all.entry(day.clone()).or_insert(0);
+        if *n > *entry {
+            *entry = *n;
+            changed = true;
+        }
+    }
+    if !changed {
+        return Ok(());
+    }
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut f = options.open(&tmp)?;
+        for (day, n) in &all {
+            writeln!(f, "{day} {n}")?;
+        }
+    }
+    std::fs::rename(&tmp, path)
+}
+
+impl Store {
+    /// Ticket counters per day, as the database has them.
+    pub fn ticket_counters(&self) -> Result<BTreeMap<String, i64>> {
+        let mut stmt = self.conn.prepare("SELECT day, last FROM ticket_counters")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Raises the database's counters to the record's and the record to the database's: both end at the highest
+    /// number ever handed out, whichever side knew it.
+    pub fn sync_ticket_numbers(&mut self, record: &Path) -> Result<()> {
+        let mut counters = self.ticket_counters()?;
+        // Only days the record knows better: on the usual start there is nothing to write.
+        let behind: BTreeMap<String, i64> =
+            read_numbers(record).into_iter().filter(|(day, n)| counters.get(day).is_none_or(|have| n > have)).collect();
+        if !behind.is_empty() {
+            raise_counters(&self.conn, &behind)?;
+            counters.extend(behind);
+        }
+        record_numbers(record, &counters)
+            .map_err(|e| StoreError::Invalid(format!("{}: cannot record ticket numbers: {e}", record.display())))
+    }
+}
+
+/// Raises the counters of a database file that is not in use (a restore's staged copy).
+pub fn carry_counters(path: &Path, counters: &BTreeMap<String, i64>) -> Result<()> {
+    let conn =
+        Connection::open(path).map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
+    // A rollback journal, so nothing is left in a WAL beside the file when it is renamed into place.
+    conn.pragma_update(None, "journal_mode", "DELETE")?;
+    raise_counters(&conn, counters)
+}
+
+/// `ticket_counters[day] = max(current, n)` for each day given.
+pub fn raise_counters(conn: &Connection, counters: &BTreeMap<String, i64>) -> Result<()> {
+    let tx = conn.unchecked_transaction()?;
+    for (day, n) in counters {
+        tx.execute(
+            "INSERT INTO ticket_counters (day, last) VALUES (?1, ?2) \
+             ON CONFLICT(day) DO UPDATE SET last = max(last, ?2)",
+            params![day, n],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_record_only_goes_up_and_skips_garbage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(NUMBERS_FILE);
+        record_numbers(&path, &BTreeMap::from([("20261201".into(), 5), ("20261202".into(), 2)])).unwrap();
+        record_numbers(&path, &BTreeMap::from([("20261201".into(), 3)])).unwrap();
+        std::fs::write(&path, std::fs::read_to_string(&path).unwrap() + "garbage\n2026 x\n").unwrap();
+        assert_eq!(read_numbers(&path), BTreeMap::from([("20261201".into(), 5), ("20261202".into(), 2)]));
+    }
+
+    #[test]
+    fn a_zero_byte_file_and_a_lost_database_with_history_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("postdesk.db");
+        assert!(preflight(&db, dir.path()).is_ok(), "a fresh installation starts");
+        std::fs::write(&db, b"").unwrap();
+        assert!(matches!(preflight(&db, dir.path()), Err(IntegrityError::Empty(_))));
+        std::fs::remove_file(&db).unwrap();
+        std::fs::write(dir.path().join("hmac.key"), [7u8; 32]).unwrap();
+        let e = preflight(&db, dir.path()).unwrap_err();
+        assert!(matches!(e, IntegrityError::Missing { .. }), "{e}");
+        assert!(e.to_string().contains("db restore"), "{e}");
+    }
+
+    #[test]
+    fn counters_rise_to_the_record_and_the_record_to_the_counters() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("postdesk.db");
+        let mut store = Store::open(&db).unwrap();
+        let tx = store.begin().unwrap();
+        tx.next_ticket_number("20261201", 10).unwrap();
+        tx.next_ticket_number("20261201", 10).unwrap();
+        tx.commit().unwrap();
+        let record = numbers_path(&db);
+        assert_eq!(read_numbers(&record)["20261201"], 2, "a commit records the numbers it handed out");
+        record_numbers(&record, &BTreeMap::from([("20261201".into(), 9), ("20261130".into(), 4)])).unwrap();
+        store.sync_ticket_numbers(&record).unwrap();
+        assert_eq!(store.ticket_counters().unwrap()["20261201"], 9);
+        let tx = store.begin().unwrap();
+        let next = tx.next_ticket_number("20261201", 10).unwrap();
+        assert_eq!(next, crate::token::ticket_number("20261201", 10, 10));
+    }
+
+    #[test]
+    fn quick_check_finds_pages_overwritten_in_the_middle() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("postdesk.db");
+        {
+            let mut store = Store::open(&db).unwrap();
+            let tx = store.begin().unwrap();
+            for i in 0..400 {
+                tx.insert_raw(&vec![b'x'; 3000], &format!("{i:064}")).unwrap();
+            }
+            tx.commit().unwrap();
+            store.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+        }
+        assert!(quick_check(&db).unwrap().is_empty());
+        damage_middle(&db);
+        assert!(!quick_check(&db).unwrap().is_empty(), "overwritten pages went unnoticed");
+    }
+
+    /// Overwrites pages in the middle of a database file with noise, as a failing disk might.
+    pub(crate) fn damage_middle(path: &Path) {
+        use std::io::{Seek, SeekFrom};
+        let len = std::fs::metadata(path).unwrap().len();
+        let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        let mut noise = 0x1234_5678u32;
+        for page in 0..8u64 {
+            f.seek(SeekFrom::Start(len / 3 + page * 4096 * 3)).unwrap();
+            let bytes: Vec<u8> = (0..4096)
+                .map(|_| {
+                    noise ^= noise << 13;
+                    noise ^= noise >> 17;
+                    noise ^= noise << 5;
+                    noise as u8
+                })
+                .collect();
+            f.write_all(&bytes).unwrap();
+        }
+    }
+}
