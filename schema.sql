@@ -245,3 +245,11 @@ ALTER TABLE tickets ADD COLUMN pending_until INTEGER;  -- #pending: reopens then
 -- A blob with raw_id set has empty data: its content is the attachment of that raw mail whose SHA-256 is the key,
 -- recovered by parsing the mail again (src/attachments.rs). Blobs written before this migration keep their data.
 ALTER TABLE blobs ADD COLUMN raw_id INTEGER REFERENCES raw_messages(id);
+
+-- ===== from 0006_outbox_control.sql
+-- Outbox control: why a queued row waits, and an admin's hold or cancel (`postdesk outbox hold|release|cancel`).
+-- state gains 'held' (never sent until released) and 'cancelled' (kept, never sent).
+-- wait_reason is 'relay' when the last attempt could not reach the relay (connection refused, timeout, TLS, 421):
+-- such rows are all tried again the moment the relay answers. 'recipient' is a 4xx for this mail alone.
+ALTER TABLE outbox ADD COLUMN wait_reason TEXT;
+ALTER TABLE outbox ADD COLUMN admin_note TEXT;   -- the reason given with hold or cancel

@@ -10,6 +10,8 @@ pub const EX_USAGE: u8 = 64;
 pub const EX_SOFTWARE: u8 = 70;
 pub const EX_NOINPUT: u8 = 66;
 pub const EX_CANTCREAT: u8 = 73;
+/// The input (an id, a file) names something the command does not apply to.
+pub const EX_DATAERR: u8 = 65;
 
 /// A failure with the exit code it maps to.
 #[derive(Debug)]

@@ -4,6 +4,7 @@
 mod agents;
 mod migrate;
 mod outbox;
+mod outbox_control;
 mod read;
 mod write;
 
@@ -14,8 +15,10 @@ use rusqlite::{Connection, ErrorCode};
 
 pub use agents::{AgentRow, AgentView, QueueRow, RoleView};
 pub use outbox::{Due, NewOutgoing, OutboxCounts, OutboxView, SuppressionView};
+pub use outbox_control::{Control, WaitReason};
 pub use read::{
-    ArticleView, AttachmentView, QuarantineView, RuleHitView, StatusCounts, TicketDetail, TicketFilter, TicketSummary,
+    ArticleView, AttachmentView, MetricsCounts, QuarantineView, RuleHitView, StatusCounts, TicketDetail, TicketFilter,
+    TicketSummary,
 };
 pub use write::{LedgerEntry, NewArticle, NewTicket, Tx};
 
