@@ -86,10 +86,15 @@ pub struct Monitor {
     pub state_dir: PathBuf,
 }
 
-/// The watchdog interval systemd asked for, if any.
+/// The watchdog interval systemd asked for, if any, read as libsystemd's `sd_watchdog_enabled(3)` does:
+/// `WATCHDOG_USEC` set and positive, and `WATCHDOG_PID`, when present, naming this process. (The `sd-notify`
+/// crate's version also demands `WATCHDOG_PID`, which `systemd-run` style wrappers and tests may leave out.)
 fn watchdog_interval() -> Option<Duration> {
-    let mut usec = 0u64;
-    sd_notify::watchdog_enabled(false, &mut usec).then(|| Duration::from_micros(usec))
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.trim().parse().ok().filter(|u| *u > 0)?;
+    match std::env::var("WATCHDOG_PID") {
+        Ok(pid) if pid.trim().parse::<u32>().ok() != Some(std::process::id()) => None,
+        _ => Some(Duration::from_micros(usec)),
+    }
 }
 
 impl Monitor {
