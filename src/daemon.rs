@@ -104,10 +104,15 @@ impl Shared {
     /// loop waits a growing, capped time before it tries again, instead of reconnecting at once.
     fn storage_failed(&self, e: StoreError) -> ImapError {
         use std::sync::atomic::Ordering;
-        let n = self.storage_failures.fetch_add(1, Ordering::Relaxed);
-        let cap = self.pipeline().config().storage.error_backoff_max_seconds.max(1);
-        let delay = Backoff { attempt: n, max: Duration::from_secs(cap) }.next();
-        *self.storage_delay.lock().unwrap_or_else(|e| e.into_inner()) = Some(delay);
+        let mut pending = self.storage_delay.lock().unwrap_or_else(|e| e.into_inner());
+        // One step of backoff per failed round: a second failure before the loop has waited (its own status
+        // write, say) keeps the wait already chosen.
+        let delay = *pending.get_or_insert_with(|| {
+            let n = self.storage_failures.fetch_add(1, Ordering::Relaxed);
+            let cap = self.pipeline().config().storage.error_backoff_max_seconds.max(1);
+            Backoff { attempt: n, max: Duration::from_secs(cap) }.next()
+        });
+        drop(pending);
         self.health.database_failed(&e, delay.as_secs().max(1), chrono::Utc::now().timestamp());
         self.metrics.database_error(&e);
         ImapError::Transient(format!("database: {e}"))
@@ -450,6 +455,7 @@ async fn imap_loop(
                 return Err(e);
             }
             Err(e) => {
+                let _ = write_status(shared, vec![("connected", "no".into()), ("last_error", e.to_string())]).await;
                 let delay = match shared.take_storage_delay() {
                     Some(delay) => {
                         warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "database failed; mail stays in the mailbox until it works again");
@@ -462,7 +468,6 @@ async fn imap_loop(
                     }
                 };
                 shared.liveness.beat(delay + STEP_LIMIT);
-                let _ = write_status(shared, vec![("connected", "no".into()), ("last_error", e.to_string())]).await;
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = stop.changed() => {}
