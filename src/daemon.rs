@@ -546,7 +546,9 @@ async fn drain(
         let listed = conn.list().await?;
         write_status(shared, vec![("backlog", listed.len().to_string())]).await.map_err(ImapError::Transient)?;
         if listed.is_empty() {
+            // Nothing to commit and the status write went through: the database works.
             shared.storage_failures.store(0, std::sync::atomic::Ordering::Relaxed);
+            shared.health.database_ok();
         }
         if listed.is_empty() || *stop.borrow() {
             return Ok(());
@@ -703,10 +705,7 @@ async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
 ) -> Result<T, ImapError> {
     match tokio::task::spawn_blocking(move || storage_failpoint().and_then(|()| work())).await {
-        Ok(Ok(v)) => {
-            shared.health.database_ok();
-            Ok(v)
-        }
+        Ok(Ok(v)) => Ok(v),
         // A database problem (locked, disk full) is retried after a growing wait: the mail stays put.
         Ok(Err(e)) => Err(shared.storage_failed(e)),
         Err(e) => Err(ImapError::Transient(format!("store task failed: {e}"))),

@@ -16,7 +16,7 @@ use sd_notify::NotifyState;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
-use crate::health::{Health, HealthFile, activity_line};
+use crate::health::{Health, HealthFile, HealthView, activity_line};
 use crate::store::{Store, StoreError};
 
 /// How often the monitor looks; pings are sent at half the watchdog interval, never less often than this.
@@ -112,9 +112,9 @@ impl Monitor {
             .map_err(|e| warn!(error = %e, "cannot write the health file; `postdesk status` will lack daemon facts"))
             .ok();
         let mut probe: Option<tokio::task::JoinHandle<Result<i64, StoreError>>> = None;
-        let (mut queued, mut answered) = (0i64, Instant::now());
-        let (mut last_ping, mut last_write) = (Instant::now(), None::<Instant>);
-        let (mut told, mut written) = (String::new(), None);
+        let (mut queued, mut answered, mut last_ping) = (0i64, Instant::now(), Instant::now());
+        let mut told = String::new();
+        let mut written: Option<(Instant, HealthView)> = None;
         loop {
             if let Some(p) = probe.take_if(|p| p.is_finished()) {
                 if let Ok(Ok(n)) = p.await {
@@ -129,11 +129,10 @@ impl Monitor {
                     Ok(store.lock().unwrap_or_else(|e| e.into_inner()).outbox_counts()?.queued)
                 }));
             }
-            let now = chrono::Utc::now().timestamp();
             let line = activity_line(&self.health.snapshot(), queued);
             if line != told {
                 let _ = sd_notify::notify(false, &[NotifyState::Status(&line)]);
-                self.health.set_activity(line.clone(), now);
+                self.health.set_activity(line.clone(), chrono::Utc::now().timestamp());
                 told = line;
             }
             if let Some(every) = ping_every
@@ -144,25 +143,30 @@ impl Monitor {
                 let _ = sd_notify::notify(false, &[NotifyState::Watchdog]);
                 last_ping = Instant::now();
             }
-            let snapshot = self.health.snapshot();
-            let stale = last_write.is_none_or(|at: Instant| at.elapsed() >= REFRESH);
-            if let Some(f) = file.as_mut()
-                && (stale || written.as_ref() != Some(&snapshot))
-            {
-                self.health.set_activity(snapshot.activity.clone(), now);
-                match f.write(&self.health.snapshot()) {
-                    Ok(()) => {
-                        written = Some(snapshot);
-                        last_write = Some(Instant::now());
-                    }
-                    Err(e) => debug!(error = %e, "health file"),
-                }
+            if let Some(f) = file.as_mut() {
+                self.write_health(f, &mut written);
             }
             let tick = ping_every.map_or(TICK, |every| every.min(TICK));
             tokio::select! {
                 _ = tokio::time::sleep(tick) => {}
                 _ = stop.changed() => return,
             }
+        }
+    }
+
+    /// Rewrites the health file when a fact changed, and every [`REFRESH`] so `updated_at` shows we are alive.
+    fn write_health(&self, file: &mut HealthFile, written: &mut Option<(Instant, HealthView)>) {
+        let mut snapshot = self.health.snapshot();
+        if let Some((at, last)) = written.as_ref() {
+            snapshot.updated_at = last.updated_at;
+            if at.elapsed() < REFRESH && *last == snapshot {
+                return;
+            }
+        }
+        snapshot.updated_at = chrono::Utc::now().timestamp();
+        match file.write(&snapshot) {
+            Ok(()) => *written = Some((Instant::now(), snapshot)),
+            Err(e) => debug!(error = %e, "health file"),
         }
     }
 }

@@ -24,6 +24,9 @@ const PASS: u32 = 20;
 /// Longest sleep between passes when nothing is due: new rows also wake the sender directly.
 const IDLE_WAIT: Duration = Duration::from_secs(30);
 
+/// Wait after a database error before the next pass.
+const DB_RETRY: Duration = Duration::from_secs(5);
+
 /// Set `POSTDESK_FAILPOINT=after-smtp-250` to abort right after the relay accepted a mail and before the outbox row
 /// is updated: the crash window the exactly-once test exercises.
 const FAILPOINT_ENV: &str = "POSTDESK_FAILPOINT";
@@ -101,8 +104,11 @@ impl Sender {
                     Duration::from_secs(1)
                 }
                 Err(e) => {
+                    // Shown by `status` and counted; a row sent but not yet marked is sent again at most once.
+                    self.health.database_failed(&e, DB_RETRY.as_secs(), chrono::Utc::now().timestamp());
+                    self.metrics.database_error(&e);
                     warn!(error = %e, "outbox: database error; retrying");
-                    Duration::from_secs(5)
+                    DB_RETRY
                 }
             };
             if wait.is_zero() {
@@ -224,7 +230,7 @@ impl Sender {
         f: impl FnOnce(&crate::store::Tx<'_>) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || {
+        let result = tokio::task::spawn_blocking(move || {
             let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
             let tx = store.begin()?;
             let value = f(&tx)?;
@@ -232,6 +238,11 @@ impl Sender {
             Ok(value)
         })
         .await
-        .map_err(|e| StoreError::Invalid(format!("outbox task: {e}")))?
+        .map_err(|e| StoreError::Invalid(format!("outbox task: {e}")))?;
+        if result.is_ok() {
+            // A committed write is proof the database works again.
+            self.health.database_ok();
+        }
+        result
     }
 }
