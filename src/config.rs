@@ -689,6 +689,16 @@ mod tests {
     }
 
     #[test]
+    fn metrics_are_off_by_default_and_only_listen_on_loopback() {
+        assert!(parse("address = \"a@b.c\"\n").unwrap().metrics.is_none());
+        let ok = parse("address = \"a@b.c\"\n[metrics]\nlisten = \"127.0.0.1:9187\"\n").unwrap();
+        assert_eq!(ok.metrics.unwrap().listen.port(), 9187);
+        parse("address = \"a@b.c\"\n[metrics]\nlisten = \"[::1]:9187\"\n").unwrap();
+        let err = parse("address = \"a@b.c\"\n[metrics]\nlisten = \"0.0.0.0:9187\"\n").unwrap_err().to_string();
+        assert!(err.contains("metrics.listen") && err.contains("loopback"), "{err}");
+    }
+
+    #[test]
     fn wrong_type_names_line() {
         let err = parse("address = \"a@b.c\"\n[limits]\nmax_mime_parts = \"many\"\n").unwrap_err().to_string();
         assert!(err.contains(":3:"), "{err}");
