@@ -385,6 +385,7 @@ fn spawn_rules_watcher(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 Ok(rules) => {
                     let count = rules.len();
                     shared.swap(Pipeline::new(setup.with_rules(rules), current.signer().clone()));
+                    shared.health.reload_ok(chrono::Utc::now().timestamp());
                     info!(dir = %dir.display(), rules = count, "rules changed on disk; reloaded");
                 }
                 Err(e) => {

@@ -105,6 +105,10 @@ impl Health {
         self.with(|h| h.clone())
     }
 
+    pub fn relay_is_up(&self) -> bool {
+        self.with(|h| h.relay.state == "up")
+    }
+
     /// A send or probe reached the relay. True when it was down (or unknown) until now.
     pub fn relay_up(&self, now: i64) -> bool {
         self.with(|h| {

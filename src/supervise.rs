@@ -192,3 +192,19 @@ pub fn around_reload<T, E: std::fmt::Display>(health: &Health, work: impl FnOnce
     let _ = sd_notify::notify(false, &[NotifyState::Ready]);
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_loop_is_on_time_until_its_announced_deadline_passes() {
+        let alive = Liveness::default();
+        assert!(alive.on_time(), "no deadline announced yet (no IMAP loop): only the store decides");
+        alive.beat(Duration::from_secs(60));
+        assert!(alive.on_time());
+        alive.beat(Duration::ZERO);
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(!alive.on_time(), "a step that overran its deadline stops the pings");
+    }
+}

@@ -166,7 +166,7 @@ impl Sender {
                     self.write(move |tx| tx.mark_sent(id, now)).await?;
                     self.metrics.outbox_sent();
                     info!(id = row.id, message_id = %row.message_id, "sent");
-                    if self.health.snapshot().relay.state != "up" {
+                    if !self.health.relay_is_up() {
                         self.relay_answers(now).await;
                     }
                 }
