@@ -126,7 +126,7 @@ impl Monitor {
             if probe.is_none() {
                 let store = self.store.clone();
                 probe = Some(tokio::task::spawn_blocking(move || {
-                    Ok(store.lock().unwrap_or_else(|e| e.into_inner()).outbox_counts()?.queued)
+                    store.lock().unwrap_or_else(|e| e.into_inner()).queued_count()
                 }));
             }
             let line = activity_line(&self.health.snapshot(), queued);

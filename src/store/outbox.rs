@@ -239,6 +239,11 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Mail waiting to be sent: cheap (the `outbox_due` index), for the daemon's frequent self-check.
+    pub fn queued_count(&self) -> Result<i64> {
+        Ok(self.conn.query_row("SELECT count(*) FROM outbox WHERE state = 'queued'", [], |r| r.get(0))?)
+    }
+
     pub fn outbox_counts(&self) -> Result<OutboxCounts> {
         Ok(self.conn.query_row(
             "SELECT coalesce(sum(state = 'queued'), 0), coalesce(sum(state = 'failed'), 0), coalesce(sum(state = 'sent'), 0), \
