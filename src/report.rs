@@ -89,7 +89,10 @@ pub fn status_text(s: &StatusCounts, outbox: &OutboxCounts, running: bool, now: 
             let _ = writeln!(out, "daemon:      NOT connected since {} ({}): {why}", format_time(at), ago(now - at));
         }
         None => {
-            let _ = writeln!(out, "daemon:      has not run yet");
+            let _ = writeln!(
+                out,
+                "daemon:      running, no IMAP connection reported (starting, or no [imap]: sending only)"
+            );
         }
     }
     if let Some((v, at)) = fact("last_fetch") {

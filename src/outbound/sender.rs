@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use tokio::sync::{Notify, watch};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::smtp::{Relay, SendError};
 use crate::config::SmtpConfig;
@@ -86,7 +86,8 @@ impl Sender {
                         probes = 0;
                         continue;
                     }
-                    Err(e) => warn!(relay = %self.relay.address(), error = %e, "relay still unreachable"),
+                    // Said once when the relay goes down (by `probe` or `pass`); each further probe only at debug.
+                    Err(e) => debug!(relay = %self.relay.address(), error = %e, "relay still unreachable"),
                 }
                 let wait = Duration::from_secs(1u64 << probes.min(16)).min(self.probe_max);
                 probes += 1;
@@ -130,7 +131,9 @@ impl Sender {
             Ok(()) => self.relay_answers(now).await,
             Err(e) => {
                 self.metrics.relay_error("probe");
-                self.health.relay_down(&e.message, now);
+                if self.health.relay_down(&e.message, now) {
+                    warn!(relay = %self.relay.address(), error = %e, "relay unreachable; probing it until it answers");
+                }
             }
         }
         result
