@@ -81,9 +81,10 @@ impl Sender {
         while !*stop.borrow() {
             if probing {
                 match self.probe().await {
+                    // The probe backoff is kept until a pass goes through: a relay that greets but fails every
+                    // send (a 421 after MAIL FROM, say) is not hammered every second.
                     Ok(()) => {
                         probing = false;
-                        probes = 0;
                         continue;
                     }
                     // Said once when the relay goes down (by `probe` or `pass`); each further probe only at debug.
@@ -97,7 +98,11 @@ impl Sender {
                 }
                 continue;
             }
-            let wait = match self.pass(failpoint).await {
+            let result = self.pass(failpoint).await;
+            if matches!(result, Ok(Pass::More | Pass::Done)) {
+                probes = 0;
+            }
+            let wait = match result {
                 Ok(Pass::More) => Duration::ZERO,
                 Ok(Pass::Done) => self.until_next_due().await,
                 Ok(Pass::RelayDown) => {
