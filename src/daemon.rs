@@ -545,6 +545,7 @@ async fn drain(
 ) -> Result<(), ImapError> {
     loop {
         let listed = conn.list().await?;
+        shared.health.backlog(listed.len());
         write_status(shared, vec![("backlog", listed.len().to_string())]).await.map_err(ImapError::Transient)?;
         if listed.is_empty() {
             // Nothing to commit and the status write went through: the database works.

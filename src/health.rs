@@ -64,6 +64,8 @@ pub struct HealthView {
     pub activity: String,
     /// Whether the IMAP connection is up; `null` without an `[imap]` section.
     pub imap_connected: Option<bool>,
+    /// Mails in the mailbox at the last look (0 when idle); `null` without an `[imap]` section.
+    pub backlog: Option<usize>,
     pub relay: RelayHealth,
     pub database: DatabaseHealth,
     pub reload: ReloadHealth,
@@ -90,6 +92,7 @@ impl Health {
             updated_at: now,
             activity: "starting".into(),
             imap_connected: None,
+            backlog: None,
             relay: RelayHealth { state: "unknown".into(), ..Default::default() },
             database: DatabaseHealth { state: "ok".into(), ..Default::default() },
             reload: ReloadHealth::default(),
@@ -196,6 +199,10 @@ impl Health {
         })
     }
 
+    pub fn backlog(&self, mails: usize) {
+        self.with(|h| h.backlog = Some(mails))
+    }
+
     pub fn imap_connected(&self, up: bool) {
         self.with(|h| h.imap_connected = Some(up))
     }
@@ -226,7 +233,10 @@ pub fn activity_line(h: &HealthView, queued: i64) -> String {
         parts.push(format!("last reload refused at {}", time(Some(at))));
     }
     if parts.is_empty() {
-        parts.push("idle".into());
+        match h.backlog {
+            Some(n) if n > 0 => parts.push(format!("taking in {n} mails")),
+            _ => parts.push("idle".into()),
+        }
     }
     parts.push(format!("{queued} queued"));
     parts.join(", ")
@@ -308,5 +318,8 @@ mod tests {
         health.relay_up(1_795_480_701);
         health.imap_connected(false);
         assert_eq!(activity_line(&health.snapshot(), 0), "IMAP not connected, 0 queued");
+        health.imap_connected(true);
+        health.backlog(120);
+        assert_eq!(activity_line(&health.snapshot(), 3), "taking in 120 mails, 3 queued");
     }
 }
