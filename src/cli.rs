@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::admin::{AgentCommand, QueueCommand, RoleCommand};
 use crate::config::{self, Config};
-use crate::exit::{EX_CANTCREAT, EX_CONFIG, EX_NOINPUT, EX_SOFTWARE, EX_USAGE, Failure};
+use crate::exit::{EX_CANTCREAT, EX_CONFIG, EX_DATAERR, EX_NOINPUT, EX_SOFTWARE, EX_USAGE, Failure};
 use crate::ingest::files::{Input, read_input};
 use crate::pipeline::{Incoming, Pipeline};
 use crate::report::print_json;
@@ -148,7 +148,7 @@ pub enum RulesCommand {
 pub enum OutboxCommand {
     /// Newest first.
     List {
-        /// Only rows in this state: queued, sent or failed.
+        /// Only rows in this state: queued, sent, failed, held or cancelled.
         #[arg(long)]
         state: Option<String>,
         #[arg(long, default_value_t = 50)]
@@ -158,6 +158,21 @@ pub enum OutboxCommand {
     },
     /// Send a failed (or waiting) mail again now; the running daemon picks it up.
     Retry { id: i64 },
+    /// Keep a queued or failed mail from being sent until `outbox release` (like `postsuper -h`).
+    Hold {
+        id: i64,
+        /// Why, kept with the row.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Queue a held mail again, due now (like `postsuper -H`).
+    Release { id: i64 },
+    /// Never send this mail; the row stays, marked cancelled, with the reason (`postsuper -d` that keeps a record).
+    Cancel {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -440,13 +455,18 @@ fn status(config_path: &Path, json: bool) -> Result<(), Failure> {
     let running = crate::daemon::InstanceLock::is_held(&config.storage.state_dir);
     let now = chrono::Utc::now().timestamp();
     let budget = store.reply_budget(now, config.replies.max_unknown_senders_per_hour)?;
+    // The daemon's own account, kept outside the database so that a full or locked database can still be reported.
+    let health = if running { crate::health::read(&config.storage.state_dir) } else { None };
     if json {
-        print_json(
-            &serde_json::json!({ "running": running, "counts": counts, "outbox": outbox, "auto_replies": budget }),
-        );
+        print_json(&serde_json::json!({
+            "running": running, "counts": counts, "outbox": outbox, "auto_replies": budget, "health": health
+        }));
     } else {
         crate::say_raw!("{}", crate::report::status_text(&counts, &outbox, running, now));
         crate::say_raw!("{}", crate::report::reply_budget_text(&budget));
+        if let Some(h) = &health {
+            crate::say_raw!("{}", crate::report::health_text(h, now));
+        }
     }
     Ok(())
 }
@@ -465,6 +485,8 @@ fn outbox(config_path: &Path, command: OutboxCommand) -> Result<(), Failure> {
                 for r in rows {
                     let error = r.last_error.as_deref().map(|e| format!("  last error: {e}")).unwrap_or_default();
                     let bounced = r.bounced.as_deref().map(|b| format!("  BOUNCED: {b}")).unwrap_or_default();
+                    let note = r.admin_note.as_deref().map(|n| format!("  note: {n}")).unwrap_or_default();
+                    let bounced = format!("{bounced}{note}");
                     crate::say!(
                         "#{:<5} {:<7} {:<16} ticket {:<18} to {}  attempts {}{error}{bounced}",
                         r.id,
@@ -486,8 +508,40 @@ fn outbox(config_path: &Path, command: OutboxCommand) -> Result<(), Failure> {
             }
             crate::say!("outbox #{id} queued for sending now");
         }
+        OutboxCommand::Hold { id, reason } => {
+            outbox_control(&mut store, id, "held", |tx| tx.hold_outbox(id, reason.as_deref()))?;
+        }
+        OutboxCommand::Release { id } => {
+            let now = chrono::Utc::now().timestamp();
+            outbox_control(&mut store, id, "released: queued for sending now", |tx| tx.release_outbox(id, now))?;
+        }
+        OutboxCommand::Cancel { id, reason } => {
+            outbox_control(&mut store, id, "cancelled; it will not be sent", |tx| tx.cancel_outbox(id, &reason))?;
+        }
     }
     Ok(())
+}
+
+fn outbox_control(
+    store: &mut Store,
+    id: i64,
+    done: &str,
+    action: impl FnOnce(&crate::store::Tx<'_>) -> Result<crate::store::Control, crate::store::StoreError>,
+) -> Result<(), Failure> {
+    use crate::store::Control;
+    let tx = store.begin()?;
+    let outcome = action(&tx)?;
+    tx.commit()?;
+    match outcome {
+        Control::Done => {
+            crate::say!("outbox #{id} {done}");
+            Ok(())
+        }
+        Control::NoSuchRow => Err(Failure::new(EX_NOINPUT, format!("no outbox row {id}"))),
+        Control::WrongState(state) => {
+            Err(Failure::new(EX_DATAERR, format!("outbox #{id} is {state}; that does not apply to it")))
+        }
+    }
 }
 
 fn suppress(config_path: &Path, command: SuppressCommand) -> Result<(), Failure> {

@@ -56,6 +56,8 @@ pub struct Config {
     pub retention: Retention,
     #[serde(default)]
     pub logging: LoggingConfig,
+    /// An optional Prometheus endpoint; off unless `[metrics] listen` is set.
+    pub metrics: Option<MetricsConfig>,
     /// Where this config was read from; relative paths in it are resolved against its directory.
     #[serde(skip)]
     pub source: PathBuf,
@@ -72,6 +74,14 @@ pub struct Storage {
     pub state_dir: PathBuf,
     /// SQLite database; default `<state_dir>/postdesk.db`.
     pub database: Option<PathBuf>,
+    /// Longest wait before trying again after the database failed (disk full, locked, I/O): the wait doubles from
+    /// 1 s up to this, and mail stays in the mailbox meanwhile.
+    #[serde(default = "default_error_backoff_max_seconds")]
+    pub error_backoff_max_seconds: u64,
+}
+
+fn default_error_backoff_max_seconds() -> u64 {
+    300
 }
 
 fn default_state_dir() -> PathBuf {
@@ -80,7 +90,11 @@ fn default_state_dir() -> PathBuf {
 
 impl Default for Storage {
     fn default() -> Self {
-        Storage { state_dir: default_state_dir(), database: None }
+        Storage {
+            state_dir: default_state_dir(),
+            database: None,
+            error_backoff_max_seconds: default_error_backoff_max_seconds(),
+        }
     }
 }
 
@@ -366,6 +380,14 @@ pub struct SmtpConfig {
     /// Longest wait between attempts.
     #[serde(default = "default_retry_max_seconds")]
     pub retry_max_seconds: u64,
+    /// While the relay is unreachable it is probed (connect, EHLO, NOOP, QUIT; no mail) from every 1 s doubling up
+    /// to this; when it answers, every mail waiting for it is sent at once, whatever its own backoff says.
+    #[serde(default = "default_relay_probe_max_seconds")]
+    pub relay_probe_max_seconds: u64,
+}
+
+fn default_relay_probe_max_seconds() -> u64 {
+    30
 }
 
 fn default_retry_base_seconds() -> u64 {
@@ -373,6 +395,14 @@ fn default_retry_base_seconds() -> u64 {
 }
 fn default_retry_max_seconds() -> u64 {
     3600
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Loopback address and port to serve `GET /metrics` on, e.g. "127.0.0.1:9187". Only loopback is accepted:
+    /// the page has no authentication, so a local Prometheus or an SSH tunnel reads it.
+    pub listen: std::net::SocketAddr,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -461,6 +491,14 @@ impl Config {
         }
         if crate::token::TokenFormat::new(&self.tickets.token_format).prefix().trim().is_empty() {
             return bad("tickets.token_format", "needs some text before {number}, e.g. \"[Ticket#{number}]\"".into());
+        }
+        if let Some(m) = &self.metrics
+            && !m.listen.ip().is_loopback()
+        {
+            return bad(
+                "metrics.listen",
+                format!("{} is not a loopback address; use e.g. \"127.0.0.1:9187\" (the page has no login)", m.listen),
+            );
         }
         if self.tickets.system_id > 99 {
             return bad("tickets.system_id", format!("{} is out of range; expected 0 to 99", self.tickets.system_id));
@@ -681,6 +719,16 @@ mod tests {
         let err = parse("address = \"a@b.c\"\n\n[limits]\nmax_mesage_bytes = 5\n").unwrap_err().to_string();
         assert!(err.starts_with("/etc/postdesk/postdesk.toml:4:1:"), "{err}");
         assert!(err.contains("max_mesage_bytes") && err.contains("remove or rename"), "{err}");
+    }
+
+    #[test]
+    fn metrics_are_off_by_default_and_only_listen_on_loopback() {
+        assert!(parse("address = \"a@b.c\"\n").unwrap().metrics.is_none());
+        let ok = parse("address = \"a@b.c\"\n[metrics]\nlisten = \"127.0.0.1:9187\"\n").unwrap();
+        assert_eq!(ok.metrics.unwrap().listen.port(), 9187);
+        parse("address = \"a@b.c\"\n[metrics]\nlisten = \"[::1]:9187\"\n").unwrap();
+        let err = parse("address = \"a@b.c\"\n[metrics]\nlisten = \"0.0.0.0:9187\"\n").unwrap_err().to_string();
+        assert!(err.contains("metrics.listen") && err.contains("loopback"), "{err}");
     }
 
     #[test]

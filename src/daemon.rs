@@ -16,12 +16,15 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::{ImapConfig, Secret, TlsMode, read_secret};
 use crate::exit::{EX_CONFIG, EX_SOFTWARE, EX_TEMPFAIL, Failure};
+use crate::health::Health;
 use crate::ingest::imap::{self, Connection, ImapError};
+use crate::metrics::Metrics;
 use crate::outbound::Relay;
 use crate::outbound::sender::Sender;
 use crate::pipeline::{Incoming, Outcome, Pipeline, Refusal};
 use crate::setup::Setup;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
+use crate::supervise::{Liveness, Monitor, around_reload, storage_failpoint};
 
 pub const LOCK_FILE: &str = "postdesk.lock";
 /// Tries at taking the lock, 50 ms apart, before deciding another instance holds it.
@@ -84,11 +87,45 @@ struct Shared {
     pipeline: RwLock<Arc<Pipeline>>,
     /// Poked after a commit that may have queued mail, so the sender need not poll.
     outbox_wake: Arc<Notify>,
+    health: Arc<Health>,
+    metrics: Arc<Metrics>,
+    liveness: Arc<Liveness>,
+    /// Failed store operations in a row (IMAP side): the wait before the next try doubles with each.
+    storage_failures: std::sync::atomic::AtomicU32,
+    storage_delay: Mutex<Option<Duration>>,
 }
 
 impl Shared {
     fn pipeline(&self) -> Arc<Pipeline> {
         self.pipeline.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// A store operation of the IMAP loop failed (disk full, locked, I/O): recorded for status and metrics, and the
+    /// loop waits a growing, capped time before it tries again, instead of reconnecting at once.
+    fn storage_failed(&self, e: StoreError) -> ImapError {
+        use std::sync::atomic::Ordering;
+        let mut pending = self.storage_delay.lock().unwrap_or_else(|e| e.into_inner());
+        // One step of backoff per failed round: a second failure before the loop has waited (its own status
+        // write, say) keeps the wait already chosen.
+        let delay = *pending.get_or_insert_with(|| {
+            let n = self.storage_failures.fetch_add(1, Ordering::Relaxed);
+            let cap = self.pipeline().config().storage.error_backoff_max_seconds.max(1);
+            Backoff { attempt: n, max: Duration::from_secs(cap) }.next()
+        });
+        drop(pending);
+        self.health.database_failed(&e, delay.as_secs().max(1), chrono::Utc::now().timestamp());
+        self.metrics.database_error(&e);
+        ImapError::Transient(format!("database: {e}"))
+    }
+
+    /// The wait a storage failure asked for, once.
+    fn take_storage_delay(&self) -> Option<Duration> {
+        self.storage_delay.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    fn imap_connected(&self, up: bool) {
+        self.health.imap_connected(up);
+        self.metrics.imap_connected(up);
     }
 
     /// Atomic swap: a batch in progress keeps the pipeline it started with.
@@ -133,6 +170,11 @@ pub fn run(config_path: &Path) -> Result<(), Failure> {
         store: Arc::new(Mutex::new(store)),
         pipeline: RwLock::new(Arc::new(Pipeline::new(setup, signer))),
         outbox_wake: Arc::new(Notify::new()),
+        health: Arc::new(Health::new(chrono::Utc::now().timestamp())),
+        metrics: Arc::new(Metrics::new()),
+        liveness: Arc::new(Liveness::default()),
+        storage_failures: Default::default(),
+        storage_delay: Mutex::new(None),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -188,11 +230,26 @@ async fn serve(
     let config = shared.pipeline().config().clone();
     let sender = relay.map(|relay| {
         let smtp = config.smtp.as_ref().expect("relay built from [smtp]");
-        let sender = Sender::new(shared.store.clone(), relay, smtp, shared.outbox_wake.clone());
+        let (wake, health, metrics) = (shared.outbox_wake.clone(), shared.health.clone(), shared.metrics.clone());
+        let sender = Sender::new(shared.store.clone(), relay, smtp, wake, health, metrics);
         info!(relay = %smtp.host, "outbox sender running");
         tokio::spawn(sender.run(stop_rx.clone()))
     });
     spawn_housekeeping(shared.clone(), stop_rx.clone());
+    if let Some(m) = &config.metrics {
+        let listener = crate::metrics::bind(m.listen)
+            .await
+            .map_err(|e| Failure::new(EX_CONFIG, format!("metrics.listen {}: cannot listen: {e}", m.listen)))?;
+        let (metrics, health) = (shared.metrics.clone(), shared.health.clone());
+        tokio::spawn(crate::metrics::serve(listener, metrics, health, config.database_path(), stop_rx.clone()));
+    }
+    Monitor {
+        store: shared.store.clone(),
+        health: shared.health.clone(),
+        liveness: shared.liveness.clone(),
+        state_dir: config.storage.state_dir.clone(),
+    }
+    .spawn(stop_rx.clone());
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     let result = match imap {
         Some(edge) => {
@@ -256,18 +313,24 @@ fn spawn_signal_handlers(
 /// SIGHUP: take changed config, rules and templates for the next batch. Anything bad refuses the whole reload and
 /// the running set stays: a message is always routed by one consistent setup.
 fn reload(config_path: &Path, shared: &Shared) {
-    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
-    match Setup::load(config_path) {
-        Ok(setup) => {
-            let rules = setup.rules.len();
-            let signer = shared.pipeline().signer().clone();
-            shared.swap(Pipeline::new(setup, signer));
-            info!(config = %config_path.display(), rules, "reloaded config, rules and templates (IMAP connection settings apply after a restart)");
+    let result = around_reload(&shared.health, || {
+        let setup = Setup::load(config_path)?;
+        let rules = setup.rules.len();
+        let signer = shared.pipeline().signer().clone();
+        shared.swap(Pipeline::new(setup, signer));
+        Ok::<_, crate::setup::SetupError>(rules)
+    });
+    match result {
+        Ok(rules) => {
+            info!(config = %config_path.display(), rules, "reloaded config, rules and templates (IMAP connection settings apply after a restart)")
         }
         Err(e) => error!(error = %e, "reload refused; keeping the running config, rules and templates"),
     }
-    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
 }
+
+/// The longest one step of the IMAP loop (a connect, a batch, an IDLE beyond its poll) may take before the watchdog
+/// counts the loop as stuck; every IMAP command has its own, shorter timeout.
+const STEP_LIMIT: Duration = Duration::from_secs(600);
 
 /// Lock timeouts and pending tickets are checked this often.
 const HOUSEKEEPING: Duration = Duration::from_secs(30);
@@ -324,13 +387,19 @@ fn spawn_rules_watcher(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 Ok(rules) => {
                     let count = rules.len();
                     shared.swap(Pipeline::new(setup.with_rules(rules), current.signer().clone()));
+                    shared.health.reload_ok(chrono::Utc::now().timestamp());
                     info!(dir = %dir.display(), rules = count, "rules changed on disk; reloaded");
                 }
-                Err(e) => error!(
-                    dir = %dir.display(),
-                    in_force = setup.rules.len(),
-                    "rules changed on disk but were refused; keeping the rules in force:\n{e}"
-                ),
+                Err(e) => {
+                    shared
+                        .health
+                        .reload_refused(&format!("rules changed on disk: {e}"), chrono::Utc::now().timestamp());
+                    error!(
+                        dir = %dir.display(),
+                        in_force = setup.rules.len(),
+                        "rules changed on disk but were refused; keeping the rules in force:\n{e}"
+                    )
+                }
             }
         }
     });
@@ -377,16 +446,31 @@ async fn imap_loop(
 ) -> Result<(), ImapError> {
     let mut backoff = Backoff { attempt: 0, max: Duration::from_secs(cfg.reconnect_max_seconds.max(1)) };
     while !*stop.borrow() {
-        match session(shared, cfg, password, tls.clone(), &mut stop, &mut backoff).await {
+        shared.liveness.beat(STEP_LIMIT);
+        let result = session(shared, cfg, password, tls.clone(), &mut stop, &mut backoff).await;
+        if result.is_err() {
+            shared.imap_connected(false);
+        }
+        match result {
             Ok(()) => break,
             Err(e) if e.is_fatal() => {
                 let _ = write_status(shared, vec![("connected", "no".into()), ("last_error", e.to_string())]).await;
                 return Err(e);
             }
             Err(e) => {
-                let delay = backoff.next();
-                warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "IMAP connection lost; reconnecting");
                 let _ = write_status(shared, vec![("connected", "no".into()), ("last_error", e.to_string())]).await;
+                let delay = match shared.take_storage_delay() {
+                    Some(delay) => {
+                        warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "database failed; mail stays in the mailbox until it works again");
+                        delay
+                    }
+                    None => {
+                        let delay = backoff.next();
+                        warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "IMAP connection lost; reconnecting");
+                        delay
+                    }
+                };
+                shared.liveness.beat(delay + STEP_LIMIT);
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = stop.changed() => {}
@@ -408,6 +492,7 @@ async fn session(
 ) -> Result<(), ImapError> {
     let mut conn = imap::connect(cfg, password, tls).await?;
     backoff.attempt = 0;
+    shared.imap_connected(true);
     info!(uidvalidity = conn.uidvalidity, idle = conn.features.idle, r#move = conn.features.moves, "connected");
     write_status(
         shared,
@@ -423,6 +508,7 @@ async fn session(
             return Ok(());
         }
         let poll = Duration::from_secs(cfg.poll_seconds.max(1));
+        shared.liveness.beat(poll + STEP_LIMIT);
         let (next, _) = conn.wait(cfg.idle, poll, stop).await?;
         conn = next;
     }
@@ -434,7 +520,7 @@ async fn check_uidvalidity(shared: &Arc<Shared>, conn: &Connection) -> Result<()
     let store = shared.store.clone();
     let mailbox = conn.mailbox().to_string();
     let uidvalidity = conn.uidvalidity;
-    let previous = blocking(move || {
+    let previous = blocking(shared, move || {
         let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
         let tx = store.begin()?;
         let previous = tx.imap_state(&mailbox)?;
@@ -461,7 +547,13 @@ async fn drain(
 ) -> Result<(), ImapError> {
     loop {
         let listed = conn.list().await?;
+        shared.health.backlog(listed.len());
         write_status(shared, vec![("backlog", listed.len().to_string())]).await.map_err(ImapError::Transient)?;
+        if listed.is_empty() {
+            // Nothing to commit and the status write went through: the database works.
+            shared.storage_failures.store(0, std::sync::atomic::Ordering::Relaxed);
+            shared.health.database_ok();
+        }
         if listed.is_empty() || *stop.borrow() {
             return Ok(());
         }
@@ -471,7 +563,7 @@ async fn drain(
         let keys: Vec<String> = listed.iter().map(|(uid, _)| conn.source_key(*uid)).collect();
         let store = shared.store.clone();
         let known: HashSet<String> =
-            blocking(move || store.lock().unwrap_or_else(|e| e.into_inner()).known_source_keys(&keys)).await?;
+            blocking(shared, move || store.lock().unwrap_or_else(|e| e.into_inner()).known_source_keys(&keys)).await?;
         let (already, todo): (Listed, Listed) =
             listed.into_iter().partition(|(uid, _)| known.contains(&conn.source_key(*uid)));
         let already: Vec<u32> = already.into_iter().map(|(uid, _)| uid).collect();
@@ -481,6 +573,7 @@ async fn drain(
         let mut in_flight: Option<InFlight> = None;
         let mut handled = already.len();
         while !rest.is_empty() && !*stop.borrow() {
+            shared.liveness.beat(STEP_LIMIT);
             let batch = plan_batch(rest, cfg.batch_size as usize, cfg.batch_bytes, max_size);
             rest = &rest[batch.len()..];
             let started = Instant::now();
@@ -502,6 +595,7 @@ async fn drain(
             let (mailbox, uidvalidity) = (conn.mailbox().to_string(), conn.uidvalidity);
             let last_uid = uids.last().copied().unwrap_or(0);
             let storing = tokio::task::spawn_blocking(move || {
+                storage_failpoint()?;
                 let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
                 let outcomes = writer.store_batch(&mut store, &mails, parsed)?;
                 let tx = store.begin()?;
@@ -509,7 +603,7 @@ async fn drain(
                 tx.commit()?;
                 Ok(outcomes)
             });
-            in_flight = Some(InFlight { uids, storing });
+            in_flight = Some(InFlight { uids, storing, started });
         }
         if let Some(previous) = in_flight.take() {
             handled += finish(shared, cfg, conn, previous).await?;
@@ -524,6 +618,7 @@ type Listed = Vec<(u32, u32)>;
 /// A batch whose transaction is running on the blocking pool.
 struct InFlight {
     uids: Vec<u32>,
+    started: Instant,
     storing: tokio::task::JoinHandle<Result<Vec<Outcome>, crate::store::StoreError>>,
 }
 
@@ -536,10 +631,13 @@ async fn finish(
 ) -> Result<usize, ImapError> {
     let outcomes = match batch.storing.await {
         Ok(Ok(outcomes)) => outcomes,
-        Ok(Err(e)) => return Err(ImapError::Transient(format!("database: {e}"))),
+        Ok(Err(e)) => return Err(shared.storage_failed(e)),
         Err(e) => return Err(ImapError::Transient(format!("store task failed: {e}"))),
     };
     shared.outbox_wake.notify_one();
+    shared.health.database_ok();
+    shared.storage_failures.store(0, std::sync::atomic::Ordering::Relaxed);
+    shared.metrics.batch_processed(batch.started.elapsed().as_secs_f64());
     let mut processed = Vec::new();
     let mut quarantined = Vec::new();
     for (uid, outcome) in batch.uids.iter().zip(&outcomes) {
@@ -607,12 +705,13 @@ pub fn plan_batch(listed: &[(u32, u32)], max_count: usize, max_bytes: usize, max
 
 /// Runs store work on the blocking pool: the SQLite connection is never held across an `.await`.
 async fn blocking<T: Send + 'static>(
+    shared: &Shared,
     work: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
 ) -> Result<T, ImapError> {
-    match tokio::task::spawn_blocking(work).await {
+    match tokio::task::spawn_blocking(move || storage_failpoint().and_then(|()| work())).await {
         Ok(Ok(v)) => Ok(v),
-        // A transient database problem (locked, disk full) is retried like a lost connection: the mail stays put.
-        Ok(Err(e)) => Err(ImapError::Transient(format!("database: {e}"))),
+        // A database problem (locked, disk full) is retried after a growing wait: the mail stays put.
+        Ok(Err(e)) => Err(shared.storage_failed(e)),
         Err(e) => Err(ImapError::Transient(format!("store task failed: {e}"))),
     }
 }
@@ -620,7 +719,7 @@ async fn blocking<T: Send + 'static>(
 async fn write_status(shared: &Arc<Shared>, facts: Vec<(&'static str, String)>) -> Result<(), String> {
     let store = shared.store.clone();
     let now = chrono::Utc::now().timestamp();
-    let r = blocking(move || {
+    let r = blocking(shared, move || {
         let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
         let tx = store.begin()?;
         for (k, v) in &facts {

@@ -9,8 +9,8 @@ pub const EX_CONFIG: u8 = 78;
 pub const EX_USAGE: u8 = 64;
 pub const EX_SOFTWARE: u8 = 70;
 pub const EX_NOINPUT: u8 = 66;
-/// Input that is not acceptable: an empty reply, an unknown queue, a refused command; a damaged or missing
-/// database (or backup), which the admin must restore: retrying cannot help.
+/// Input that is not acceptable: an empty reply, an unknown queue, a refused command; an id the command does not
+/// apply to; a damaged or missing database (or backup), which the admin must restore: retrying cannot help.
 pub const EX_DATAERR: u8 = 65;
 /// Not allowed: the agent named has no rights on the ticket's queue.
 pub const EX_NOPERM: u8 = 77;

@@ -89,7 +89,10 @@ pub fn status_text(s: &StatusCounts, outbox: &OutboxCounts, running: bool, now: 
             let _ = writeln!(out, "daemon:      NOT connected since {} ({}): {why}", format_time(at), ago(now - at));
         }
         None => {
-            let _ = writeln!(out, "daemon:      has not run yet");
+            let _ = writeln!(
+                out,
+                "daemon:      running, no IMAP connection reported (starting, or no [imap]: sending only)"
+            );
         }
     }
     if let Some((v, at)) = fact("last_fetch") {
@@ -107,6 +110,62 @@ pub fn status_text(s: &StatusCounts, outbox: &OutboxCounts, running: bool, now: 
     };
     let _ =
         writeln!(out, "outbox:      {} queued{waiting}, {} failed, {} sent", outbox.queued, outbox.failed, outbox.sent);
+    if outbox.waiting_for_relay > 0 || outbox.held > 0 || outbox.cancelled > 0 {
+        let _ = writeln!(
+            out,
+            "             {} waiting for the relay, {} held, {} cancelled",
+            outbox.waiting_for_relay, outbox.held, outbox.cancelled
+        );
+    }
+    out
+}
+
+/// The running daemon's own account (its health file): relay, database, reloads. Trouble is written in capitals.
+pub fn health_text(h: &crate::health::HealthView, now: i64) -> String {
+    let mut out = String::new();
+    let when =
+        |at: Option<i64>| at.map(|at| format!("{} ({} ago)", format_time(at), ago(now - at))).unwrap_or_default();
+    let _ = writeln!(out, "doing:       {} (as of {} ago)", h.activity, ago(now - h.updated_at));
+    match h.relay.state.as_str() {
+        "down" => {
+            let why = h.relay.last_error.as_deref().unwrap_or("unknown");
+            let _ = writeln!(out, "relay:       DOWN since {}: {why}", when(h.relay.since));
+        }
+        "up" => {
+            let _ = writeln!(out, "relay:       up since {}", when(h.relay.since));
+            if let (Some(e), at) = (&h.relay.last_error, h.relay.last_error_at) {
+                let _ = writeln!(out, "             last relay error {}: {e}", when(at));
+            }
+        }
+        _ => {
+            let _ = writeln!(out, "relay:       not tried yet");
+        }
+    }
+    let d = &h.database;
+    if d.state == "failing" {
+        let why = d.last_error.as_deref().unwrap_or("unknown");
+        let retry = d.retry_in_seconds.map(|s| format!("; next try {s}s after the last")).unwrap_or_default();
+        let _ = writeln!(out, "database:    FAILING since {}: {why}{retry}", when(d.failing_since));
+    } else if let Some(e) = &d.last_error {
+        let _ = writeln!(out, "database:    ok; last error {}: {e}", when(d.last_error_at));
+    } else {
+        let _ = writeln!(out, "database:    ok");
+    }
+    if d.errors > 0 {
+        let lock = d.last_lock_wait_at.map(|at| format!(", last {}", when(Some(at)))).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "             {} errors since start: {} disk full, {} lock waits{lock}",
+            d.errors, d.disk_full, d.lock_waits
+        );
+    }
+    let r = &h.reload;
+    if let Some(at) = r.last_refused_at.filter(|at| Some(*at) > r.last_ok_at) {
+        let why = r.last_refused_error.as_deref().unwrap_or("").lines().next().unwrap_or("");
+        let _ = writeln!(out, "reload:      REFUSED {} (running config kept): {why}", when(Some(at)));
+    } else if let Some(at) = r.last_ok_at {
+        let _ = writeln!(out, "reload:      last reload {}", when(Some(at)));
+    }
     out
 }
 

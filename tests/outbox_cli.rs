@@ -331,3 +331,41 @@ fn an_agents_answer_keeps_its_attachments_on_the_ticket() {
     assert_eq!(agent_article["attachments"][0]["filename"], "driver.bin");
     assert_eq!(agent_article["attachments"][0]["size"], 8);
 }
+
+#[test]
+fn outbox_hold_release_and_cancel_work_like_postsuper_and_keep_the_reason() {
+    let env = env();
+    for n in 1..=2 {
+        let out = env.ingest_bytes(&mail(&format!("c{n}@customer.example"), "help", "", n));
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let rows = outbox(&env);
+    let (b, a) = (rows[0]["id"].as_i64().unwrap(), rows[1]["id"].as_i64().unwrap());
+    let ok = |args: &[&str]| {
+        let out = env.run(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    ok(&["outbox", "hold", &a.to_string(), "--reason", "wrong template"]);
+    ok(&["outbox", "cancel", &b.to_string(), "--reason", "customer asked us to stop"]);
+    let state = |id: i64| outbox(&env).into_iter().find(|r| r["id"] == id).unwrap();
+    assert_eq!(state(a)["state"], "held");
+    assert_eq!(state(b)["state"], "cancelled");
+    assert_eq!(state(b)["admin_note"], "customer asked us to stop");
+    let status = stdout(&env.run(&["status"]));
+    assert!(status.contains("0 queued") && status.contains("1 held, 1 cancelled"), "{status}");
+
+    // Wrong state and unknown rows are refused with distinct codes; nothing changes.
+    assert_eq!(env.run(&["outbox", "release", &b.to_string()]).status.code(), Some(65));
+    assert_eq!(
+        env.run(&["outbox", "retry", &b.to_string()]).status.code(),
+        Some(66),
+        "a cancelled mail stays cancelled"
+    );
+    assert_eq!(env.run(&["outbox", "hold", "9999"]).status.code(), Some(66));
+    assert_eq!(state(b)["state"], "cancelled");
+
+    ok(&["outbox", "release", &a.to_string()]);
+    assert_eq!(state(a)["state"], "queued");
+    assert_eq!(state(a)["admin_note"], "wrong template", "the hold's reason stays on record");
+}

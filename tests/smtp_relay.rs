@@ -20,6 +20,7 @@ fn smtp(stack: &Stack, tls: TlsMode) -> SmtpConfig {
         password_file: None,
         retry_base_seconds: 1,
         retry_max_seconds: 2,
+        relay_probe_max_seconds: 2,
     }
 }
 

@@ -41,12 +41,15 @@ pub enum SmtpSetupError {
 #[error("{message}")]
 pub struct SendError {
     pub transient: bool,
+    /// The relay itself could not be reached or refused service as a whole (connection refused or dropped,
+    /// timeout, TLS, 421 per RFC 5321 §3.8): every mail waits for it, not just this one.
+    pub relay_down: bool,
     pub message: String,
 }
 
 impl SendError {
     fn permanent(message: String) -> SendError {
-        SendError { transient: false, message }
+        SendError { transient: false, relay_down: false, message }
     }
 
     /// Only a 5xx reply is permanent (RFC 5321 §4.2.1). Everything else — 4xx, refused or dropped connections,
@@ -60,8 +63,10 @@ impl SendError {
         } else {
             ""
         };
+        // A 4xx reply is about this mail (a busy mailbox, greylisting), except 421, the relay closing for everyone.
+        let relay_down = transient && e.status().is_none_or(|code| code.to_string() == "421");
         // lettre's Display already appends the source error.
-        SendError { transient, message: format!("{kind}{e}") }
+        SendError { transient, relay_down, message: format!("{kind}{e}") }
     }
 }
 
@@ -126,6 +131,25 @@ impl Relay {
     }
 }
 
+impl Relay {
+    /// A cheap look at whether the relay answers: connect, greet (and STARTTLS, AUTH as configured), NOOP, QUIT.
+    /// Sends no mail.
+    pub async fn probe(&self) -> Result<(), SendError> {
+        match self.transport.test_connection().await {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                Err(SendError { transient: true, relay_down: true, message: "relay did not answer NOOP".into() })
+            }
+            Err(e) => Err(SendError::from_lettre(&e)),
+        }
+    }
+
+    /// `host:port`, for logs and status.
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
 fn parse_address(what: &str, address: &str) -> Result<lettre::Address, SendError> {
     address
         .trim()
@@ -174,6 +198,7 @@ mod tests {
             password_file: None,
             retry_base_seconds: 30,
             retry_max_seconds: 3600,
+            relay_probe_max_seconds: 30,
         }
     }
 
@@ -251,6 +276,7 @@ mod tests {
             let relay = Relay::new(&c, None, "desk.example.com").unwrap();
             let err = relay.send("support@example.com", &["x@customer.test".into()], b"x\r\n").await.unwrap_err();
             assert_eq!(err.transient, transient, "{reply}: {err:?}");
+            assert!(!err.relay_down, "a reply about one mail does not mean the relay is down: {err:?}");
             assert!(err.message.contains(&reply[4..]), "{reply}: {err:?}");
         }
     }
@@ -263,7 +289,8 @@ mod tests {
         c.port = Some(port);
         let relay = Relay::new(&c, None, "desk.example.com").unwrap();
         let err = relay.send("support@example.com", &["carol@customer.test".into()], b"Subject: x\r\n\r\nx\r\n").await;
-        assert!(err.as_ref().unwrap_err().transient, "{err:?}");
+        assert!(err.as_ref().unwrap_err().transient && err.as_ref().unwrap_err().relay_down, "{err:?}");
+        assert!(relay.probe().await.unwrap_err().relay_down);
         let err = relay.send("support@example.com", &["not an address".into()], b"x").await.unwrap_err();
         assert!(!err.transient, "{err:?}");
         let err = relay.send("support@example.com", &[], b"x").await.unwrap_err();

@@ -14,6 +14,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_retention.sql"),
     include_str!("migrations/0007_reply_budget.sql"),
     include_str!("migrations/0008_quarantine_actions.sql"),
+    include_str!("migrations/0009_outbox_control.sql"),
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<()> {

@@ -7,6 +7,7 @@ mod budget;
 pub mod integrity;
 mod migrate;
 mod outbox;
+mod outbox_control;
 mod privacy;
 mod quarantine;
 mod read;
@@ -20,10 +21,12 @@ use rusqlite::{Connection, ErrorCode};
 pub use agents::{AgentRow, AgentView, QueueRow, RoleView};
 pub use budget::ReplyBudget;
 pub use outbox::{Due, NewOutgoing, OutboxCounts, OutboxView, SuppressionView};
+pub use outbox_control::{Control, WaitReason};
 pub use privacy::{AuditLine, ERASED, Erased, Purged, SentTo};
 pub use quarantine::{QuarantineAction, QuarantineItem};
 pub use read::{
-    ArticleView, AttachmentView, QuarantineView, RuleHitView, StatusCounts, TicketDetail, TicketFilter, TicketSummary,
+    ArticleView, AttachmentView, MetricsCounts, QuarantineView, RuleHitView, StatusCounts, TicketDetail, TicketFilter,
+    TicketSummary,
 };
 pub use write::{LedgerEntry, NewArticle, NewTicket, Tx};
 

@@ -50,6 +50,10 @@ pub struct OutboxView {
     pub bounced: Option<String>,
     pub created_at: i64,
     pub sent_at: Option<i64>,
+    /// Why a queued row waits: `relay` (unreachable; retried the moment it answers) or `recipient` (a 4xx).
+    pub wait_reason: Option<String>,
+    /// The reason an admin gave with `outbox hold` or `outbox cancel`.
+    pub admin_note: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -66,6 +70,12 @@ pub struct OutboxCounts {
     pub sent: i64,
     /// When the oldest queued mail was written.
     pub oldest_queued_at: Option<i64>,
+    /// Held by an admin (`outbox hold`): not sent until released.
+    pub held: i64,
+    /// Cancelled by an admin: kept, never sent.
+    pub cancelled: i64,
+    /// Queued rows waiting only because the relay could not be reached.
+    pub waiting_for_relay: i64,
 }
 
 impl Tx<'_> {
@@ -148,10 +158,11 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// `outbox retry`: a failed (or waiting) row is due again now. False when there is no such unsent row.
+    /// `outbox retry`: a failed (or waiting) row is due again now. False when there is no such row (held rows are
+    /// released with `outbox release`, cancelled ones stay cancelled).
     pub fn retry_outbox(&self, id: i64, now: i64) -> Result<bool> {
         Ok(self.conn().execute(
-            "UPDATE outbox SET state = 'queued', next_attempt_at = ?2 WHERE id = ?1 AND state <> 'sent'",
+            "UPDATE outbox SET state = 'queued', next_attempt_at = ?2 WHERE id = ?1 AND state IN ('queued', 'failed')",
             params![id, now],
         )? > 0)
     }
@@ -189,7 +200,7 @@ impl Store {
     pub fn outbox_list(&self, state: Option<&str>, limit: u32) -> Result<Vec<OutboxView>> {
         let mut stmt = self.conn.prepare(
             "SELECT o.id, t.number, o.kind, o.message_id, o.recipients, o.state, o.attempts, o.next_attempt_at, \
-             o.last_error, o.bounced, o.created_at, o.sent_at FROM outbox o LEFT JOIN tickets t ON t.id = o.ticket_id \
+             o.last_error, o.bounced, o.created_at, o.sent_at, o.wait_reason, o.admin_note FROM outbox o LEFT JOIN tickets t ON t.id = o.ticket_id \
              WHERE (?1 IS NULL OR o.state = ?1) ORDER BY o.id DESC LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![state, limit], |r| {
@@ -207,17 +218,36 @@ impl Store {
                 bounced: r.get(9)?,
                 created_at: r.get(10)?,
                 sent_at: r.get(11)?,
+                wait_reason: r.get(12)?,
+                admin_note: r.get(13)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Mail waiting to be sent: cheap (the `outbox_due` index), for the daemon's frequent self-check.
+    pub fn queued_count(&self) -> Result<i64> {
+        Ok(self.conn.query_row("SELECT count(*) FROM outbox WHERE state = 'queued'", [], |r| r.get(0))?)
+    }
+
     pub fn outbox_counts(&self) -> Result<OutboxCounts> {
         Ok(self.conn.query_row(
             "SELECT coalesce(sum(state = 'queued'), 0), coalesce(sum(state = 'failed'), 0), coalesce(sum(state = 'sent'), 0), \
-             min(CASE WHEN state = 'queued' THEN created_at END) FROM outbox",
+             min(CASE WHEN state = 'queued' THEN created_at END), coalesce(sum(state = 'held'), 0), \
+             coalesce(sum(state = 'cancelled'), 0), coalesce(sum(state = 'queued' AND wait_reason = 'relay'), 0) \
+             FROM outbox",
             [],
-            |r| Ok(OutboxCounts { queued: r.get(0)?, failed: r.get(1)?, sent: r.get(2)?, oldest_queued_at: r.get(3)? }),
+            |r| {
+                Ok(OutboxCounts {
+                    queued: r.get(0)?,
+                    failed: r.get(1)?,
+                    sent: r.get(2)?,
+                    oldest_queued_at: r.get(3)?,
+                    held: r.get(4)?,
+                    cancelled: r.get(5)?,
+                    waiting_for_relay: r.get(6)?,
+                })
+            },
         )?)
     }
 

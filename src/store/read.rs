@@ -362,3 +362,31 @@ impl crate::thread::ThreadLookup for Reader<'_> {
         super::write::lookup_is_party(self.conn, ticket_id, address)
     }
 }
+
+/// Totals the metrics endpoint exports, read over its own read-only connection (no wait on the daemon's writer).
+#[derive(Debug, Clone, Default)]
+pub struct MetricsCounts {
+    /// Ledger rows by outcome: stored, duplicate, quarantined, ignored.
+    pub mails: Vec<(String, i64)>,
+    /// Outbox rows by state: queued, sent, failed, held, cancelled.
+    pub outbox: Vec<(String, i64)>,
+    /// Automatic replies withheld, by the `detail` recorded in the ticket's history ("template: reason").
+    pub withheld: Vec<(String, i64)>,
+}
+
+impl Store {
+    pub fn metrics_counts(&self) -> Result<MetricsCounts> {
+        let grouped = |sql: &str| -> Result<Vec<(String, i64)>> {
+            let mut stmt = self.conn.prepare(sql)?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        };
+        Ok(MetricsCounts {
+            mails: grouped("SELECT outcome, count(*) FROM ingest_ledger GROUP BY outcome")?,
+            outbox: grouped("SELECT state, count(*) FROM outbox GROUP BY state")?,
+            withheld: grouped(
+                "SELECT detail, count(*) FROM ticket_history WHERE event = 'auto-reply withheld' GROUP BY detail",
+            )?,
+        })
+    }
+}
