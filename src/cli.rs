@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::admin::{AgentCommand, QueueCommand, RoleCommand};
 use crate::config::{self, Config};
-use crate::exit::{EX_CANTCREAT, EX_CONFIG, EX_NOINPUT, EX_SOFTWARE, EX_USAGE, Failure};
+use crate::exit::{EX_CANTCREAT, EX_CONFIG, EX_DATAERR, EX_NOINPUT, EX_SOFTWARE, EX_USAGE, Failure};
 use crate::ingest::files::{Input, read_input};
 use crate::pipeline::{Incoming, Pipeline};
 use crate::report::print_json;
@@ -18,7 +18,7 @@ use crate::store::{Store, TicketFilter};
 #[derive(Parser)]
 #[command(name = "postdesk", version, about = "An email-driven helpdesk daemon")]
 pub struct Cli {
-    /// Config file.
+    /// The config file.
     #[arg(long, global = true, env = "POSTDESK_CONFIG", default_value = config::DEFAULT_PATH)]
     pub config: PathBuf,
     #[command(subcommand)]
@@ -43,6 +43,7 @@ pub enum Command {
     Check,
     /// What the daemon is doing, at a glance.
     Status {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -87,26 +88,37 @@ pub enum Command {
 pub enum TicketCommand {
     /// List tickets, newest activity first.
     List {
+        /// Only tickets in this queue.
         #[arg(long)]
         queue: Option<String>,
+        /// Only tickets in this state: new, open, pending or closed.
         #[arg(long)]
         state: Option<String>,
+        /// At most this many tickets.
         #[arg(long)]
         limit: Option<u32>,
+        /// Print JSON (see docs/json.md) instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// One ticket with all its articles.
     Show {
+        /// The ticket number, e.g. 2026112310000012.
         number: String,
+        /// Print JSON (see docs/json.md) instead of text.
         #[arg(long)]
         json: bool,
     },
     /// The exact bytes of an article's mail as it arrived (article ids are in `ticket show`).
-    Raw { article: i64 },
+    Raw {
+        /// The article id, as `ticket show` lists it.
+        article: i64,
+    },
     /// An attachment's content, by the SHA-256 (or its first 8+ hex digits) that `ticket show` lists.
     Attachment {
+        /// The ticket number.
         number: String,
+        /// The attachment's SHA-256, or its first 8 or more hex digits.
         sha256: String,
         /// Write to this file instead of standard output. The sender's filename is never used as a path.
         #[arg(long, short)]
@@ -123,10 +135,12 @@ pub enum RulesCommand {
     },
     /// Route a mail without side effects and explain every rule's verdict.
     Test {
+        /// The mail to route, an .eml file.
         mail: PathBuf,
         /// Rules directory (default: rules.dir from the config).
         #[arg(long)]
         rules: Option<PathBuf>,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -139,40 +153,59 @@ pub enum OutboxCommand {
         /// Only rows in this state: queued, sent or failed.
         #[arg(long)]
         state: Option<String>,
+        /// At most this many rows.
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Send a failed (or waiting) mail again now; the running daemon picks it up.
-    Retry { id: i64 },
+    Retry {
+        /// The outbox row's id, as `outbox list` shows it (#id).
+        id: i64,
+    },
 }
 
 #[derive(Subcommand)]
 pub enum SuppressCommand {
+    /// Every suppressed address, with the bounce that put it there.
     List {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Mail this address again.
-    Remove { address: String },
+    Remove {
+        /// The address to take off the list.
+        address: String,
+    },
 }
 
 #[derive(Subcommand)]
 pub enum QuarantineCommand {
+    /// Quarantined mail, newest first, with the reason.
     List {
+        /// At most this many entries.
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return crate::exit::usage_exit(e),
+    };
+    // One message on stdin is how an MTA delivers: never a code it would bounce on (see `as_mta_delivery`).
+    let from_mta = matches!(&cli.command, Command::Ingest { files } if files.is_empty());
     // The daemon tells the journal what it does with each mail; one-shot commands speak only when something is wrong.
     init_logging(if matches!(cli.command, Command::Run) { "info" } else { "warn" });
-    match run(cli) {
+    let result = if from_mta { crate::exit::as_mta_delivery(|| run(cli)) } else { run(cli) };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             eprintln!("postdesk: {}", f.message);
@@ -383,7 +416,7 @@ fn rules_test(config_path: &Path, mail_path: &Path, dir: Option<&Path>, json: bo
     let raw =
         std::fs::read(mail_path).map_err(|e| Failure::new(EX_NOINPUT, format!("{}: {e}", mail_path.display())))?;
     let mail = crate::parse::parse_mail(&raw, &config.limits)
-        .map_err(|e| Failure::new(EX_NOINPUT, format!("{}: would be quarantined: {e}", mail_path.display())))?;
+        .map_err(|e| Failure::new(EX_DATAERR, format!("{}: would be quarantined: {e}", mail_path.display())))?;
     // Read-only look at the database, when there is one, to know whether this mail would be a follow-up.
     let current_queue = existing_ticket_queue(&config, &mail);
     let ctx = crate::rules::RouteContext {

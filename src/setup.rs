@@ -157,5 +157,15 @@ pub fn load_signer(config: &Config) -> Result<std::sync::Arc<crate::outbound::Si
 }
 
 pub fn open_store(config: &Config) -> Result<Store, Failure> {
-    Ok(Store::open(&config.database_path())?)
+    let path = config.database_path();
+    // A state directory that cannot be made is the admin's to fix (78), not a bug in postdesk (70).
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Failure::new(
+                EX_CONFIG,
+                format!("{}: cannot create the state directory: {e}; fix storage.state_dir", dir.display()),
+            )
+        })?;
+    }
+    Ok(Store::open(&path)?)
 }
