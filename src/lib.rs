@@ -35,6 +35,7 @@ pub mod agents;
 pub mod attachments;
 pub mod cli;
 pub mod config;
+pub mod config_errors;
 pub mod daemon;
 pub mod exit;
 pub mod ingest;
