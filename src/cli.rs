@@ -39,7 +39,7 @@ pub enum Command {
         #[command(subcommand)]
         command: TicketCommand,
     },
-    /// Validate the config (and the rules and templates it names); exit 78 when something is wrong.
+    /// Validate config, rules and templates, and that this user can use the state directory, database and secrets.
     Check,
     /// What the daemon is doing, at a glance.
     Status {
@@ -388,7 +388,17 @@ fn check(config_path: &Path) -> Result<(), Failure> {
     crate::say!("  rules:     {} rules in {}", setup.rules.len(), c.rules.dir.display());
     crate::say!("  templates: sets {} in {}", setup.templates.sets().join(", "), c.templates.dir.display());
     crate::say!("  queues:    {}", c.queue_names().join(", "));
-    Ok(())
+    let checkup = crate::checkup::run(c);
+    for note in &checkup.notes {
+        crate::say!("{note}");
+    }
+    match checkup.problems.is_empty() {
+        true => Ok(()),
+        false => Err(Failure::new(
+            if checkup.transient { crate::exit::EX_TEMPFAIL } else { EX_CONFIG },
+            checkup.problems.join("\n"),
+        )),
+    }
 }
 
 fn rules_check(config_path: &Path, dir: Option<&Path>) -> Result<(), Failure> {

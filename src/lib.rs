@@ -33,6 +33,7 @@ macro_rules! say_raw {
 pub mod admin;
 pub mod agents;
 pub mod attachments;
+pub mod checkup;
 pub mod cli;
 pub mod config;
 pub mod config_errors;

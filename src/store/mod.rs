@@ -2,6 +2,7 @@
 //! reach it through `spawn_blocking`, never across an `.await`.
 
 mod agents;
+mod health;
 mod migrate;
 mod outbox;
 mod read;
