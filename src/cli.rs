@@ -148,7 +148,7 @@ pub enum RulesCommand {
 
 #[derive(Subcommand)]
 pub enum OutboxCommand {
-    /// Newest first.
+    /// Outgoing mail, newest first, with the relay's last answer.
     List {
         /// Only rows in this state: queued, sent or failed.
         #[arg(long)]
