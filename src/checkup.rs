@@ -27,11 +27,33 @@ pub fn run(config: &Config) -> Checkup {
     c
 }
 
-/// The effective user id, for messages: which user could not do something.
+/// The effective user id (Linux's /proc: no unsafe libc call for it).
+fn effective_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find_map(|l| l.strip_prefix("Uid:"))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Which user could not do something, for messages.
 fn euid() -> String {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let uid = status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|l| l.split_whitespace().nth(1));
-    uid.map_or_else(|| "this user".into(), |u| format!("uid {u}"))
+    effective_uid().map_or_else(|| "this user".into(), |u| format!("uid {u}"))
+}
+
+/// Root creating the database in a state directory that belongs to the service user would leave a root-owned
+/// database the daemon cannot write: refuse, and say how to do it instead. (An existing database is safe to open
+/// as root: SQLite gives the -wal and -shm files it creates the database file's owner.)
+pub fn refuse_root_creating_database(dir: &Path, database: &Path) -> Result<(), crate::exit::Failure> {
+    let owner = std::fs::metadata(dir).map(|m| m.uid());
+    match (effective_uid(), owner) {
+        (Some(0), Ok(owner)) if owner != 0 && !database.exists() => Err(crate::exit::Failure::new(
+            crate::exit::EX_NOPERM,
+            format!(
+                "{} belongs to uid {owner}, not root: run this as its owner, e.g. `runuser -u postdesk -- postdesk ...`, \
+                 so that no root-owned file ends up in the daemon's state",
+                dir.display()
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// True when the directory is there and writable, so the database is worth looking at.

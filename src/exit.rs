@@ -13,6 +13,8 @@ pub const EX_USAGE: u8 = 64;
 pub const EX_DATAERR: u8 = 65;
 /// A service we need (IMAP, SMTP relay) cannot be reached.
 pub const EX_UNAVAILABLE: u8 = 69;
+/// Not allowed: root working in the service user's state directory.
+pub const EX_NOPERM: u8 = 77;
 pub const EX_SOFTWARE: u8 = 70;
 pub const EX_NOINPUT: u8 = 66;
 pub const EX_CANTCREAT: u8 = 73;

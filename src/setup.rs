@@ -160,6 +160,7 @@ pub fn open_store(config: &Config) -> Result<Store, Failure> {
     let path = config.database_path();
     // A state directory that cannot be made is the admin's to fix (78), not a bug in postdesk (70).
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        crate::checkup::refuse_root_creating_database(dir, &path)?;
         std::fs::create_dir_all(dir).map_err(|e| {
             Failure::new(
                 EX_CONFIG,

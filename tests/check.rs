@@ -63,6 +63,21 @@ fn a_damaged_database_and_a_readable_password_file_are_both_reported() {
 }
 
 #[test]
+fn root_does_not_create_files_in_the_service_users_state_directory() {
+    // Regression: a root `postdesk status` created the database root:root 0644, which the daemon could not write.
+    let env = Env::new();
+    let state = env.dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    assert!(std::process::Command::new("chown").arg("nobody").arg(&state).status().unwrap().success());
+    for args in [&["status"][..], &["ticket", "list"]] {
+        let out = env.run(args);
+        assert_eq!(out.status.code(), Some(77), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("runuser -u postdesk"), "{}", stderr(&out));
+    }
+    assert_eq!(std::fs::read_dir(&state).unwrap().count(), 0, "files were created");
+}
+
+#[test]
 fn a_state_directory_the_service_user_cannot_write_fails_the_check() {
     // As CI runs the tests (root), check as another user, the way ExecStartPre runs it as the service user.
     let env = Env::new();

@@ -113,6 +113,11 @@ fn extra_sections(roff: &mut Roff) {
         ("70", "Internal error (EX_SOFTWARE)."),
         ("73", "An output file cannot be created (EX_CANTCREAT)."),
         (
+            "77",
+            "Root was about to create the database in a state directory owned by another user (the service user): \
+                run the command as that user, e.g. runuser -u postdesk -- postdesk status (EX_NOPERM).",
+        ),
+        (
             "75",
             "Temporary failure: try again later (EX_TEMPFAIL). postdesk ingest reading a mail from standard input \
                 (an MTA's pipe) exits 75 for every failure, whether the database is locked, full or damaged, the \
