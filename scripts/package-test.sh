@@ -13,11 +13,11 @@ note() { echo "package-test: $*" >&2; }
 [[ $(id -u) -eq 0 ]] || die "must run as root (dpkg -i)"
 dpkg -s postdesk >/dev/null 2>&1 && die "postdesk is already installed here; this test installs and purges it"
 
-UNIT=/lib/systemd/system/postdesk.service
+UNIT=/usr/lib/systemd/system/postdesk.service
 CONFIG=/etc/postdesk/postdesk.toml
 stack="" daemon="" creds=""
 # The daemon this test started: the postdesk process under the runuser it ran from.
-daemon_pid() { pgrep -u postdesk -x postdesk || true; }
+daemon_pid() { pgrep -u postdesk -x postdesk 2>/dev/null || true; }
 cleanup() {
   local pid
   for pid in $(daemon_pid); do kill "$pid" 2>/dev/null || true; done
@@ -38,7 +38,7 @@ t1=$SECONDS
 # --- lint: the package and the unit
 command -v lintian >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends lintian
 note "lintian $(basename "$deb"):"
-lintian --info --display-info --fail-on error,warning "$deb" || die "lintian reports errors or warnings (above)"
+lintian --display-info --fail-on error,warning "$deb" || die "lintian reports errors or warnings (above)"
 systemd-analyze security --offline=yes --threshold=12 packaging/postdesk.service | tail -n1
 systemd-analyze security --offline=yes --threshold=12 packaging/postdesk.service >/dev/null ||
   die "the unit's exposure is over 1.2"
