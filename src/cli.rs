@@ -392,13 +392,12 @@ fn check(config_path: &Path) -> Result<(), Failure> {
     for note in &checkup.notes {
         crate::say!("{note}");
     }
-    match checkup.problems.is_empty() {
-        true => Ok(()),
-        false => Err(Failure::new(
-            if checkup.transient { crate::exit::EX_TEMPFAIL } else { EX_CONFIG },
-            checkup.problems.join("\n"),
-        )),
+    if checkup.problems.is_empty() {
+        return Ok(());
     }
+    // A busy database is worth a retry (75); anything else is the admin's to fix (78).
+    let code = if checkup.transient { crate::exit::EX_TEMPFAIL } else { EX_CONFIG };
+    Err(Failure::new(code, checkup.problems.join("\n")))
 }
 
 fn rules_check(config_path: &Path, dir: Option<&Path>) -> Result<(), Failure> {
