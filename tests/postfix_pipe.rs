@@ -80,7 +80,9 @@ fn postfix_pipe_delivers_into_a_ticket_and_defers_never_bounces_while_the_config
     stack.smtp_send("customer1@customer.example", &to, &customer_mail(1, "Printer on fire"));
     let took = wait_until(Duration::from_secs(60), || desk.subjects().contains(&"Printer on fire".to_string()));
     assert!(took.is_some(), "no ticket from the pipe; postfix says:\n{}", pipe_lines(&stack).join("\n"));
-    assert!(pipe_lines(&stack).iter().any(|l| l.contains("status=sent")), "{:?}", pipe_lines(&stack));
+    // Postfix logs the delivery once the command has exited, which may be after the ticket is visible.
+    let sent = wait_until(Duration::from_secs(30), || pipe_lines(&stack).iter().any(|l| l.contains("status=sent")));
+    assert!(sent.is_some(), "{:?}", pipe_lines(&stack));
 
     // Plus-addresses (agents' reply addresses) reach the same transport through recipient_delimiter.
     let plus = to.replacen('@', "+T2026112310000012-abc@", 1);
