@@ -22,6 +22,7 @@ use crate::setup::{load_setup, load_signer, open_store};
 pub enum TicketAction {
     /// Answer the customer (and the ticket's Cc parties): the text is read from standard input.
     Reply {
+        /// The ticket's number, e.g. 2026112410000011.
         number: String,
         /// Act as this agent (rights checked; their name shown if agents.show_agent_name); default: admin.
         #[arg(long)]
@@ -29,47 +30,65 @@ pub enum TicketAction {
     },
     /// Add an internal note (standard input); the queue's agents are told, the customer is not.
     Note {
+        /// The ticket's number, e.g. 2026112410000011.
         number: String,
+        /// Act as this agent (rights checked); default: admin.
         #[arg(long)]
         from_agent: Option<String>,
     },
     /// Close the ticket (a customer's next mail opens it again).
     Close {
+        /// The ticket's number, e.g. 2026112410000011.
         number: String,
+        /// Act as this agent (rights checked); default: admin.
         #[arg(long)]
         from_agent: Option<String>,
     },
     /// Open a closed ticket again.
     Reopen {
+        /// The ticket's number, e.g. 2026112410000011.
         number: String,
+        /// Act as this agent (rights checked); default: admin.
         #[arg(long)]
         from_agent: Option<String>,
     },
     /// Hand the ticket to an agent with rights on its queue (locked to them, and they are told).
     Assign {
+        /// The ticket's number, e.g. 2026112410000011.
         number: String,
+        /// The agent's address.
         agent: String,
+        /// Act as this agent (rights checked); default: admin.
         #[arg(long)]
         from_agent: Option<String>,
     },
     /// Move the ticket to another queue (its agents are told).
     Queue {
+        /// The ticket's number, e.g. 2026112410000011.
         number: String,
+        /// The queue's name.
         queue: String,
+        /// Act as this agent (rights checked); default: admin.
         #[arg(long)]
         from_agent: Option<String>,
     },
     /// Set the priority: very-low, low, normal, high, very-high, or 1 to 5.
     Priority {
+        /// The ticket's number, e.g. 2026112410000011.
         number: String,
+        /// very-low, low, normal, high, very-high, or 1 to 5.
         priority: String,
+        /// Act as this agent (rights checked); default: admin.
         #[arg(long)]
         from_agent: Option<String>,
     },
     /// Merge the ticket into ticket INTO: its parties may go on writing with the old number.
     Merge {
+        /// The ticket's number, e.g. 2026112410000011.
         number: String,
+        /// The number of the ticket that stays.
         into: String,
+        /// Act as this agent (rights checked); default: admin.
         #[arg(long)]
         from_agent: Option<String>,
     },

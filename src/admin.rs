@@ -14,28 +14,38 @@ use crate::setup::{load_config, open_store};
 pub enum AgentCommand {
     /// Add an agent (or rename one), with roles.
     Add {
+        /// The agent's mail address.
         address: String,
+        /// The agent's name, as customers may see it.
         #[arg(long)]
         name: String,
         /// Role to give (repeatable); created when missing.
         #[arg(long = "role")]
         roles: Vec<String>,
     },
+    /// Every agent with roles, queues and notification settings.
     List {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// A disabled agent gets nothing and can do nothing.
     Disable {
+        /// The agent's mail address.
         address: String,
     },
+    /// Let a disabled agent work again.
     Enable {
+        /// The agent's mail address.
         address: String,
     },
     /// Switch one notification on or off: new-ticket, followup, moved, assigned, lock-timeout.
     Notify {
+        /// The agent's mail address.
         address: String,
+        /// new-ticket, followup, moved, assigned or lock-timeout.
         event: String,
+        /// on or off.
         setting: OnOff,
     },
 }
@@ -50,13 +60,22 @@ pub enum OnOff {
 pub enum RoleCommand {
     /// Create a role granting queues (repeat --queue), or add queues to it.
     Add {
+        /// The role's name.
         name: String,
+        /// A queue the role grants (repeatable).
         #[arg(long = "queue")]
         queues: Vec<String>,
     },
     /// Give a role to an agent.
-    Give { role: String, agent: String },
+    Give {
+        /// The role's name.
+        role: String,
+        /// The agent's mail address.
+        agent: String,
+    },
+    /// Every role and the queues it grants.
     List {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -64,15 +83,20 @@ pub enum RoleCommand {
 
 #[derive(Subcommand)]
 pub enum QueueCommand {
+    /// Add a queue beside the config's [[queues]] (or change one added here).
     Add {
+        /// The queue's name, as rules and `--queue` use it.
         name: String,
+        /// The queue's own From address; default: the config's address.
         #[arg(long)]
         address: Option<String>,
         /// Template set under the templates directory.
         #[arg(long)]
         templates: Option<String>,
     },
+    /// Every queue, from the config and from here, with its members.
     List {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },

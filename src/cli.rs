@@ -18,7 +18,7 @@ use crate::store::{Store, TicketFilter};
 #[derive(Parser)]
 #[command(name = "postdesk", version, about = "An email-driven helpdesk daemon")]
 pub struct Cli {
-    /// Config file.
+    /// The config file.
     #[arg(long, global = true, env = "POSTDESK_CONFIG", default_value = config::DEFAULT_PATH)]
     pub config: PathBuf,
     #[command(subcommand)]
@@ -39,10 +39,11 @@ pub enum Command {
         #[command(subcommand)]
         command: TicketCommand,
     },
-    /// Validate the config (and the rules and templates it names); exit 78 when something is wrong.
+    /// Validate config, rules and templates, and that this user can use the state directory, database and secrets.
     Check,
     /// What the daemon is doing, at a glance.
     Status {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -97,26 +98,37 @@ pub enum Command {
 pub enum TicketCommand {
     /// List tickets, newest activity first.
     List {
+        /// Only tickets in this queue.
         #[arg(long)]
         queue: Option<String>,
+        /// Only tickets in this state: new, open, pending or closed.
         #[arg(long)]
         state: Option<String>,
+        /// At most this many tickets.
         #[arg(long)]
         limit: Option<u32>,
+        /// Print JSON (see docs/json.md) instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// One ticket with all its articles.
     Show {
+        /// The ticket number, e.g. 2026112310000012.
         number: String,
+        /// Print JSON (see docs/json.md) instead of text.
         #[arg(long)]
         json: bool,
     },
     /// The exact bytes of an article's mail as it arrived (article ids are in `ticket show`).
-    Raw { article: i64 },
+    Raw {
+        /// The article id, as `ticket show` lists it.
+        article: i64,
+    },
     /// An attachment's content, by the SHA-256 (or its first 8+ hex digits) that `ticket show` lists.
     Attachment {
+        /// The ticket number.
         number: String,
+        /// The attachment's SHA-256, or its first 8 or more hex digits.
         sha256: String,
         /// Write to this file instead of standard output. The sender's filename is never used as a path.
         #[arg(long, short)]
@@ -135,10 +147,12 @@ pub enum RulesCommand {
     },
     /// Route a mail without side effects and explain every rule's verdict.
     Test {
+        /// The mail to route, an .eml file.
         mail: PathBuf,
         /// Rules directory (default: rules.dir from the config).
         #[arg(long)]
         rules: Option<PathBuf>,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -146,30 +160,41 @@ pub enum RulesCommand {
 
 #[derive(Subcommand)]
 pub enum OutboxCommand {
-    /// Newest first.
+    /// Outgoing mail, newest first, with the relay's last answer.
     List {
         /// Only rows in this state: queued, sent, failed, held or cancelled.
         #[arg(long)]
         state: Option<String>,
+        /// At most this many rows.
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Send a failed (or waiting) mail again now; the running daemon picks it up.
-    Retry { id: i64 },
+    Retry {
+        /// The outbox row's id, as `outbox list` shows it (#id).
+        id: i64,
+    },
     /// Keep a queued or failed mail from being sent until `outbox release` (like `postsuper -h`).
     Hold {
+        /// The outbox row's id, as `outbox list` shows it (#id).
         id: i64,
         /// Why, kept with the row.
         #[arg(long)]
         reason: Option<String>,
     },
     /// Queue a held mail again, due now (like `postsuper -H`).
-    Release { id: i64 },
+    Release {
+        /// The outbox row's id, as `outbox list` shows it (#id).
+        id: i64,
+    },
     /// Never send this mail; the row stays, marked cancelled, with the reason (`postsuper -d` that keeps a record).
     Cancel {
+        /// The outbox row's id, as `outbox list` shows it (#id).
         id: i64,
+        /// Why, kept with the row.
         #[arg(long)]
         reason: String,
     },
@@ -177,19 +202,27 @@ pub enum OutboxCommand {
 
 #[derive(Subcommand)]
 pub enum SuppressCommand {
+    /// Every suppressed address, with the bounce that put it there.
     List {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Mail this address again.
-    Remove { address: String },
+    Remove {
+        /// The address to take off the list.
+        address: String,
+    },
 }
 
 #[derive(Subcommand)]
 pub enum QuarantineCommand {
+    /// Quarantined mail, newest first, with the reason.
     List {
+        /// At most this many entries.
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -198,12 +231,18 @@ pub enum QuarantineCommand {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return crate::exit::usage_exit(e),
+    };
+    // One message on stdin is how an MTA delivers: never a code it would bounce on (see `as_mta_delivery`).
+    let from_mta = matches!(&cli.command, Command::Ingest { files } if files.is_empty());
     // The daemon tells the journal what it does with each mail; one-shot commands speak only when something is wrong.
     // The format may come from the config; a config that does not load is reported by the command itself.
     let format = crate::config::Config::load(&cli.config).ok().map(|c| c.logging.format);
     crate::logging::init(if matches!(cli.command, Command::Run) { "info" } else { "warn" }, format);
-    match run(cli) {
+    let result = if from_mta { crate::exit::as_mta_delivery(|| run(cli)) } else { run(cli) };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             eprintln!("postdesk: {}", f.message);
@@ -244,9 +283,9 @@ const INGEST_BATCH: usize = 64;
 fn ingest(config_path: &Path, files: &[PathBuf]) -> Result<(), Failure> {
     let setup = load_setup(config_path)?;
     // A damaged or lost database is refused with 75: the MTA keeps the mail until the admin has restored.
-    let (mut store, _db_use) =
-        crate::store::integrity::open_checked(&setup.config.database_path(), &setup.config.storage.state_dir)
-            .map_err(|e| Failure::new(crate::exit::EX_TEMPFAIL, e.to_string()))?;
+    let (mut store, _db_use) = crate::setup::open_checked_store(&setup.config).map_err(|f| {
+        if f.code == crate::exit::EX_DATAERR { Failure::new(crate::exit::EX_TEMPFAIL, f.message) } else { f }
+    })?;
     crate::admin::seed_from_config(&mut store, &setup.config)?;
     let signer = load_signer(&setup.config)?;
     let pipeline = Pipeline::new(setup, signer);
@@ -382,7 +421,16 @@ fn check(config_path: &Path) -> Result<(), Failure> {
     crate::say!("  rules:     {} rules in {}", setup.rules.len(), c.rules.dir.display());
     crate::say!("  templates: sets {} in {}", setup.templates.sets().join(", "), c.templates.dir.display());
     crate::say!("  queues:    {}", c.queue_names().join(", "));
-    Ok(())
+    let checkup = crate::checkup::run(c);
+    for note in &checkup.notes {
+        crate::say!("{note}");
+    }
+    if checkup.problems.is_empty() {
+        return Ok(());
+    }
+    // A busy database is worth a retry (75); anything else is the admin's to fix (78).
+    let code = if checkup.transient { crate::exit::EX_TEMPFAIL } else { EX_CONFIG };
+    Err(Failure::new(code, checkup.problems.join("\n")))
 }
 
 fn rules_check(config_path: &Path, dir: Option<&Path>) -> Result<(), Failure> {
@@ -410,7 +458,7 @@ fn rules_test(config_path: &Path, mail_path: &Path, dir: Option<&Path>, json: bo
     let raw =
         std::fs::read(mail_path).map_err(|e| Failure::new(EX_NOINPUT, format!("{}: {e}", mail_path.display())))?;
     let mail = crate::parse::parse_mail(&raw, &config.limits)
-        .map_err(|e| Failure::new(EX_NOINPUT, format!("{}: would be quarantined: {e}", mail_path.display())))?;
+        .map_err(|e| Failure::new(EX_DATAERR, format!("{}: would be quarantined: {e}", mail_path.display())))?;
     // Read-only look at the database, when there is one, to know whether this mail would be a follow-up.
     let current_queue = existing_ticket_queue(&config, &mail);
     let ctx = crate::rules::RouteContext {

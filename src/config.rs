@@ -16,6 +16,9 @@ pub enum ConfigError {
     Invalid { file: PathBuf, line: usize, column: usize, message: String },
     #[error("{file}: {key}: {message}")]
     Value { file: PathBuf, key: String, message: String },
+    /// More than one of the above, in the order they occur: an admin fixes them all in one go.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Several(Vec<ConfigError>),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -440,15 +443,22 @@ impl Config {
         Self::parse(&text, path)
     }
 
+    /// Parses and validates, reporting every problem it can find in one go (see [`crate::config_errors`]).
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let mut config: Config = toml::from_str(text).map_err(|e| {
-            let (line, column) = e.span().map(|s| line_column(text, s.start)).unwrap_or((1, 1));
-            ConfigError::Invalid { file: path.into(), line, column, message: explain_toml_error(e.message()) }
-        })?;
-        config.source = path.into();
-        config.resolve_paths();
-        config.validate().map_err(|(key, message)| ConfigError::Value { file: path.into(), key, message })?;
-        Ok(config)
+        let (config, mut errors) = crate::config_errors::deserialize_all(text, path);
+        if let Some(mut config) = config {
+            config.source = path.into();
+            config.resolve_paths();
+            errors.extend(config.validate().into_iter().map(|(key, message)| ConfigError::Value {
+                file: path.into(),
+                key,
+                message,
+            }));
+            if errors.is_empty() {
+                return Ok(config);
+            }
+        }
+        Err(if errors.len() == 1 { errors.remove(0) } else { ConfigError::Several(errors) })
     }
 
     fn resolve_paths(&mut self) {
@@ -472,53 +482,54 @@ impl Config {
         }
     }
 
-    fn validate(&self) -> Result<(), (String, String)> {
-        let bad = |key: &str, msg: String| Err((key.to_string(), msg));
+    /// Every problem with the values, as (key, message): all of them, not just the first.
+    fn validate(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        let mut bad = |key: &str, msg: String| problems.push((key.to_string(), msg));
         if !self.address.contains('@') {
-            return bad(
+            bad(
                 "address",
                 format!("\"{}\" is not a mail address; expected e.g. \"support@example.com\"", self.address),
             );
         }
         if self.tickets.token_format.matches("{number}").count() != 1 {
-            return bad(
+            bad(
                 "tickets.token_format",
                 format!(
                     "\"{}\" must contain {{number}} exactly once, e.g. \"[Ticket#{{number}}]\"",
                     self.tickets.token_format
                 ),
             );
-        }
-        if crate::token::TokenFormat::new(&self.tickets.token_format).prefix().trim().is_empty() {
-            return bad("tickets.token_format", "needs some text before {number}, e.g. \"[Ticket#{number}]\"".into());
+        } else if crate::token::TokenFormat::new(&self.tickets.token_format).prefix().trim().is_empty() {
+            bad("tickets.token_format", "needs some text before {number}, e.g. \"[Ticket#{number}]\"".into());
         }
         if let Some(m) = &self.metrics
             && !m.listen.ip().is_loopback()
         {
-            return bad(
+            bad(
                 "metrics.listen",
                 format!("{} is not a loopback address; use e.g. \"127.0.0.1:9187\" (the page has no login)", m.listen),
             );
         }
         if self.tickets.system_id > 99 {
-            return bad("tickets.system_id", format!("{} is out of range; expected 0 to 99", self.tickets.system_id));
+            bad("tickets.system_id", format!("{} is out of range; expected 0 to 99", self.tickets.system_id));
         }
         let l = &self.limits;
         if l.max_message_bytes < 1024 {
-            return bad("limits.max_message_bytes", "must be at least 1024 bytes".into());
+            bad("limits.max_message_bytes", "must be at least 1024 bytes".into());
         }
         if l.max_mime_parts == 0 || l.max_nesting_depth == 0 {
-            return bad("limits", "max_mime_parts and max_nesting_depth must be at least 1".into());
+            bad("limits", "max_mime_parts and max_nesting_depth must be at least 1".into());
         }
         let mut names: Vec<&str> = self.queues.iter().map(|q| q.name.as_str()).collect();
         names.sort_unstable();
         if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-            return bad("queues", format!("queue \"{}\" is defined twice; give each [[queues]] a unique name", w[0]));
+            bad("queues", format!("queue \"{}\" is defined twice; give each [[queues]] a unique name", w[0]));
         }
         let queues = self.queue_names();
         for role in &self.seed_roles {
             if let Some(q) = role.queues.iter().find(|q| !queues.contains(q)) {
-                return bad(
+                bad(
                     "role",
                     format!(
                         "role \"{}\" grants queue \"{q}\", which is not defined; known: {}",
@@ -530,12 +541,12 @@ impl Config {
         }
         for agent in &self.seed_agents {
             if !agent.address.contains('@') {
-                return bad("agent", format!("\"{}\" is not a mail address", agent.address));
+                bad("agent", format!("\"{}\" is not a mail address", agent.address));
             }
         }
         if let Some(imap) = &self.imap {
             if imap.tls == TlsMode::Plain && !is_loopback(&imap.host) {
-                return bad(
+                bad(
                     "imap.tls",
                     format!(
                         "\"plain\" is only allowed to a loopback host, not \"{}\"; use \"tls\" or \"starttls\"",
@@ -544,14 +555,14 @@ impl Config {
                 );
             }
             if imap.batch_size == 0 {
-                return bad("imap.batch_size", "must be at least 1".into());
+                bad("imap.batch_size", "must be at least 1".into());
             }
         }
         if let Some(smtp) = &self.smtp
             && smtp.tls == TlsMode::Plain
             && !is_loopback(&smtp.host)
         {
-            return bad(
+            bad(
                 "smtp.tls",
                 format!(
                     "\"plain\" is only allowed to a loopback host, not \"{}\"; use \"tls\" or \"starttls\"",
@@ -559,7 +570,7 @@ impl Config {
                 ),
             );
         }
-        Ok(())
+        problems
     }
 
     pub fn database_path(&self) -> PathBuf {
@@ -607,18 +618,6 @@ pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, column)
-}
-
-/// serde's messages name the problem; add the fix where it is not obvious.
-fn explain_toml_error(message: &str) -> String {
-    let message = message.trim();
-    if message.starts_with("unknown field") {
-        format!("{message}; remove or rename this key")
-    } else if message.starts_with("missing field") {
-        format!("{message}; add this key")
-    } else {
-        message.to_string()
-    }
 }
 
 /// `[logging]`: how log lines are written (src/logging.rs). The level is `POSTDESK_LOG`.

@@ -160,8 +160,7 @@ pub fn run(config_path: &Path) -> Result<(), Failure> {
     };
     let _lock = InstanceLock::acquire(&config.storage.state_dir)?;
     // Checked before the signing key is made: on a fresh installation neither exists yet.
-    let (mut store, _db_use) =
-        crate::store::integrity::open_checked(&config.database_path(), &config.storage.state_dir)?;
+    let (mut store, _db_use) = crate::setup::open_checked_store(&config)?;
     let signer = crate::setup::load_signer(&config)?;
     crate::admin::seed_from_config(&mut store, &config)?;
     store.manual_checkpoints()?;

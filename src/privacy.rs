@@ -45,6 +45,7 @@ pub enum CustomerCommand {
     /// Everything stored about ADDRESS: customer.json (tickets, articles, history) and the mail as .eml files.
     /// Of others' tickets they were Cc'd on, only the articles from, to or about them.
     Export {
+        /// The person's mail address.
         address: String,
         /// Directory to create (must not exist or be empty); default ./postdesk-export-<date>.
         #[arg(long)]
@@ -53,6 +54,7 @@ pub enum CustomerCommand {
     /// Erase ADDRESS: tickets stay as skeletons, the address, names, texts, raw mail, attachments, outbox,
     /// suppression and rate-limit rows go. Cannot be undone; one audit line remains.
     Erase {
+        /// The person's mail address.
         address: String,
         /// Kept in the audit line, e.g. the request's reference. Never put the address here.
         #[arg(long, default_value = "erasure requested")]
@@ -63,8 +65,10 @@ pub enum CustomerCommand {
     },
     /// The audit lines of erasures and retention purges, newest first.
     Audit {
+        /// At most this many lines.
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// Print them as JSON.
         #[arg(long)]
         json: bool,
     },

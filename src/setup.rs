@@ -11,6 +11,7 @@ use crate::exit::{EX_CONFIG, Failure};
 use crate::outbound::{TemplateErrors, Templates};
 use crate::rules::{RuleErrors, RuleSet, Vocabulary};
 use crate::store::Store;
+use crate::store::integrity::UseLock;
 
 #[derive(Clone)]
 pub struct Setup {
@@ -157,7 +158,31 @@ pub fn load_signer(config: &Config) -> Result<std::sync::Arc<crate::outbound::Si
 }
 
 pub fn open_store(config: &Config) -> Result<Store, Failure> {
+    let path = prepare_state_dir(config)?;
     // Never an empty database in place of a lost one: `run` would then carry on without the history.
-    crate::store::integrity::preflight(&config.database_path(), &config.storage.state_dir)?;
-    Ok(Store::open(&config.database_path())?)
+    crate::store::integrity::preflight(&path, &config.storage.state_dir)?;
+    Ok(Store::open(&path)?)
+}
+
+/// What `run`, `ingest` and the quarantine actions open: the state directory made, then the database checked
+/// (`store::integrity::open_checked`), with the use lock that a restore waits for.
+pub fn open_checked_store(config: &Config) -> Result<(Store, UseLock), Failure> {
+    let path = prepare_state_dir(config)?;
+    Ok(crate::store::integrity::open_checked(&path, &config.storage.state_dir)?)
+}
+
+/// The database's path, once its directory exists. A state directory that cannot be made is the admin's to fix
+/// (78), not a bug in postdesk (70); root never makes one inside the service user's directory.
+fn prepare_state_dir(config: &Config) -> Result<std::path::PathBuf, Failure> {
+    let path = config.database_path();
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        crate::checkup::refuse_root_creating_database(dir, &path)?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Failure::new(
+                EX_CONFIG,
+                format!("{}: cannot create the state directory: {e}; fix storage.state_dir", dir.display()),
+            )
+        })?;
+    }
+    Ok(path)
 }

@@ -191,7 +191,7 @@ fn a_dropped_mail_keeps_its_reason_and_loses_its_bytes() {
     let env = Env::new();
     let out = ingest_ok(&env, b"not a mail at all");
     assert!(out.contains("quarantined (#1)"), "{out}");
-    assert_eq!(env.run(&["quarantine", "drop", "1"]).status.code(), Some(2), "--reason is required");
+    assert_eq!(env.run(&["quarantine", "drop", "1"]).status.code(), Some(64), "--reason is required (a usage error)");
     let out = env.run(&["quarantine", "drop", "1", "--reason", "junk from a scanner"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let shown = stdout(&env.run(&["quarantine", "show", "1"]));

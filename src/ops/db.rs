@@ -18,16 +18,23 @@ pub enum DbCommand {
         /// Directory for the copies (default: <state_dir>/backups). Best on another disk.
         #[arg(long)]
         to: Option<PathBuf>,
+        /// Copies older than this many days are deleted after a good copy is made.
         #[arg(long, default_value_t = 7)]
         keep_days: u32,
+        /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Replace the database with a backup. The daemon must be stopped; the current database is kept aside.
-    Restore { file: PathBuf },
+    Restore {
+        /// A backup file (`.sqlite.zst` as `db backup` writes it, or a plain SQLite file).
+        file: PathBuf,
+    },
     /// integrity_check, schema version and counts: of the database, or of a backup file.
     Check {
+        /// A backup file to check instead of the live database.
         file: Option<PathBuf>,
+        /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },

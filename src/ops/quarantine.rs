@@ -18,14 +18,20 @@ use crate::store::{QuarantineItem, Store};
 pub enum QuarantineAct {
     /// One quarantined mail: why, where from, its size and headers, and what was done about it.
     Show {
+        /// The quarantine id, as `quarantine list` shows it.
         id: i64,
+        /// Print it as JSON.
         #[arg(long)]
         json: bool,
     },
     /// The exact bytes as they arrived.
-    Raw { id: i64 },
+    Raw {
+        /// The quarantine id, as `quarantine list` shows it.
+        id: i64,
+    },
     /// Take quarantined mail in again through the normal pipeline, once its cause is fixed. Exactly once.
     Replay {
+        /// The quarantine id, as `quarantine list` shows it.
         #[arg(required_unless_present = "all")]
         id: Option<i64>,
         /// Every quarantined mail nobody has acted on yet.
@@ -37,15 +43,19 @@ pub enum QuarantineAct {
     },
     /// Give up on a quarantined mail: its bytes are deleted, the record and your reason kept.
     Drop {
+        /// The quarantine id, as `quarantine list` shows it.
         id: i64,
+        /// Why it is dropped, kept with the record.
         #[arg(long)]
         reason: String,
     },
     /// Mail refused for size before download is still in the IMAP quarantine folder: once the limit is raised,
     /// download it from there and replay it.
     Fetch {
+        /// The quarantine id, as `quarantine list` shows it.
         #[arg(required_unless_present = "all")]
         id: Option<i64>,
+        /// Every mail left in the IMAP quarantine folder for its size.
         #[arg(long, conflicts_with = "id")]
         all: bool,
     },
@@ -128,8 +138,7 @@ fn show(config_path: &Path, id: i64, json: bool) -> Result<(), Failure> {
 fn pipeline_and_store(config_path: &Path) -> Result<(Pipeline, Store, crate::store::integrity::UseLock), Failure> {
     let setup = crate::setup::load_setup(config_path)?;
     let config = setup.config.clone();
-    let (store, lock) = crate::store::integrity::open_checked(&config.database_path(), &config.storage.state_dir)
-        .map_err(Failure::from)?;
+    let (store, lock) = crate::setup::open_checked_store(&config)?;
     let signer = crate::setup::load_signer(&config)?;
     Ok((Pipeline::new(setup, signer), store, lock))
 }
@@ -175,8 +184,7 @@ fn drop_one(config_path: &Path, id: i64, reason: &str) -> Result<(), Failure> {
         return Err(Failure::new(EX_USAGE, "--reason must say why (it is kept for the audit trail)"));
     }
     let config = crate::setup::load_config(config_path)?;
-    let (mut store, _lock) = crate::store::integrity::open_checked(&config.database_path(), &config.storage.state_dir)
-        .map_err(Failure::from)?;
+    let (mut store, _lock) = crate::setup::open_checked_store(&config)?;
     item(&store, id)?;
     let tx = store.begin()?;
     let dropped = tx.drop_quarantined(id, reason, &super::actor(), chrono::Utc::now().timestamp())?;

@@ -4,6 +4,7 @@
 mod agents;
 pub mod backup;
 mod budget;
+mod health;
 pub mod integrity;
 mod migrate;
 mod outbox;

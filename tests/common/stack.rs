@@ -17,8 +17,19 @@ fn script() -> PathBuf {
 
 impl Stack {
     pub fn start() -> Stack {
+        Self::start_with(&[])
+    }
+
+    /// A stack started with these variables in mailstack.sh's environment (e.g. PD_PIPE_ARGV).
+    pub fn start_with(vars: &[(&str, &str)]) -> Stack {
         let dir = tempfile::Builder::new().prefix("pd-stack-").tempdir().unwrap();
-        let out = Command::new("bash").arg(script()).arg("start").arg(dir.path()).output().unwrap();
+        let out = Command::new("bash")
+            .arg(script())
+            .arg("start")
+            .arg(dir.path())
+            .envs(vars.iter().copied())
+            .output()
+            .unwrap();
         assert!(
             out.status.success(),
             "mailstack start failed:\n{}\n{}",
