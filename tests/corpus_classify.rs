@@ -11,7 +11,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
 use postdesk::config::Limits;
-use postdesk::model::{Classification, InboundMail};
+use postdesk::model::{Classification, InboundMail, Permanence};
 use postdesk::parse::{Rejection, parse_mail};
 
 const FLOOR_AUTO_VS_HUMAN: f64 = 0.97;
@@ -131,7 +131,9 @@ fn corpus_classify() {
     let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv")).expect("MANIFEST.tsv");
     let manifest_label: HashMap<&str, &str> =
         manifest.lines().skip(1).filter_map(|l| l.split('\t').next().zip(l.split('\t').nth(5))).collect();
-    let mut bounce_stats: BTreeMap<String, [usize; 6]> = BTreeMap::new(); // detected, total, rcpt ok, rcpt n, status ok, status n
+    // detected, total, rcpt ok, rcpt n, status ok, status n, permanence ok, permanence n
+    let mut bounce_stats: BTreeMap<String, [usize; 8]> = BTreeMap::new();
+    let mut wrong_permanence = Vec::new();
     let mut missed = Vec::new();
     let mut wrong_rcpt = Vec::new();
     for (rel, outcome) in &results {
@@ -164,6 +166,16 @@ fn corpus_classify() {
                 wrong_rcpt.push(format!("{rel}: want {want:?} got {got:?}"));
             }
         }
+        let raw = String::from_utf8_lossy(&std::fs::read(dir.join(rel)).unwrap_or_default()).into_owned();
+        if let Some(want) = expected_permanence(label, &raw) {
+            s[7] += 1;
+            let got = mail.bounce.iter().flat_map(|b| b.recipients.iter()).find_map(|r| r.permanence);
+            if got == Some(want) {
+                s[6] += 1;
+            } else {
+                wrong_permanence.push(format!("{rel}: want {want:?} got {got:?}"));
+            }
+        }
         if let Some(status) = expected_status(label) {
             s[5] += 1;
             if mail.bounce.iter().flat_map(|b| b.recipients.iter()).any(|r| r.status.as_deref() == Some(&status)) {
@@ -181,13 +193,14 @@ fn corpus_classify() {
     }
     row("total", ah_ok, ah_n);
     println!("\nbounces/ (detected as Bounce | recipients all found | status matches):");
-    let mut tot = [0usize; 6];
+    let mut tot = [0usize; 8];
     for (family, s) in &bounce_stats {
         println!("  {family}:");
         row("detected", s[0], s[1]);
         row("recipients", s[2], s[3]);
         row("status", s[4], s[5]);
-        for i in 0..6 {
+        row("permanent vs temporary", s[6], s[7]);
+        for i in 0..8 {
             tot[i] += s[i];
         }
     }
@@ -195,6 +208,7 @@ fn corpus_classify() {
     row("detected", tot[0], tot[1]);
     row("recipients", tot[2], tot[3]);
     row("status", tot[4], tot[5]);
+    row("permanent vs temporary", tot[6], tot[7]);
     for (title, list) in
         [("panics", &panics), ("auto/human misclassified", &misclassified), ("bounces missed", &missed)]
     {
@@ -206,6 +220,8 @@ fn corpus_classify() {
     if std::env::var_os("POSTDESK_CORPUS_VERBOSE").is_some() {
         println!("\nwrong recipients:");
         wrong_rcpt.iter().for_each(|l| println!("  {l}"));
+        println!("\nwrong permanence:");
+        wrong_permanence.iter().for_each(|l| println!("  {l}"));
     }
 
     assert!(panics.is_empty(), "parse_mail panicked on {panics:?}");
@@ -235,6 +251,24 @@ fn expected_recipients(label: &serde_json::Value) -> Vec<String> {
         return derived;
     }
     strings(&label["derived_from_dsn_fields"]["final_recipient"])
+}
+
+/// Permanent or temporary, where the DSN or a label tells: the mail's own DSN `Action:` field first, then the
+/// labels (mikel/mail's DSN fields, sisimai's derived action, BounceParser's reported action). `failed` is permanent, `delayed` temporary (RFC 3464 §2.3.3).
+fn expected_permanence(label: &serde_json::Value, raw: &str) -> Option<Permanence> {
+    static ACTION: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"(?mi)^Action:[ \t]*([a-z]+)").expect("valid regex"));
+    let in_dsn = ACTION.captures(raw).map(|c| c.get(1).map_or("", |m| m.as_str()));
+    let action = in_dsn
+        .filter(|a| ["failed", "delayed"].contains(&a.to_ascii_lowercase().as_str()))
+        .or_else(|| label["derived_from_dsn_fields"]["action"][0].as_str())
+        .or_else(|| label["derived_sisimai_p5"][0]["action"].as_str())
+        .or_else(|| label["derived_bounceparser"]["reports"][0]["action"].as_str())?;
+    match action.to_ascii_lowercase().as_str() {
+        "failed" => Some(Permanence::Permanent),
+        "delayed" => Some(Permanence::Temporary),
+        _ => None,
+    }
 }
 
 /// A labelled enhanced status code (RFC 3463). sisimai's own pseudo codes (`5.0.9xx`) are not in any mail, skip them.
