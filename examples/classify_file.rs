@@ -15,9 +15,16 @@ fn main() {
         };
         match parse_mail(&raw, &Limits::default()) {
             Ok(mail) => {
-                println!("{path}: {} ({})", mail.classification.as_str(), mail.classification_reason.unwrap_or_default());
+                println!(
+                    "{path}: {} ({})",
+                    mail.classification.as_str(),
+                    mail.classification_reason.unwrap_or_default()
+                );
                 for r in mail.bounce.iter().flat_map(|b| b.recipients.iter()) {
-                    println!("  {} status={:?} action={:?} permanence={:?}", r.address, r.status, r.action, r.permanence);
+                    println!(
+                        "  {} status={:?} action={:?} permanence={:?}",
+                        r.address, r.status, r.action, r.permanence
+                    );
                 }
             }
             Err(e) => println!("{path}: rejected: {e}"),

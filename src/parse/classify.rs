@@ -277,7 +277,10 @@ fn list_envelope(e: &Evidence<'_>) -> bool {
     let rp = e.return_path.unwrap_or("").to_ascii_lowercase();
     [sender.as_str(), rp.as_str()].iter().any(|a| {
         let local = a.trim_matches(['<', '>', ' ']).split('@').next().unwrap_or("");
-        local.starts_with("owner-") || local.ends_with("-request") || local.contains("-bounces") || local.ends_with("-owner")
+        local.starts_with("owner-")
+            || local.ends_with("-request")
+            || local.contains("-bounces")
+            || local.ends_with("-owner")
     })
 }
 

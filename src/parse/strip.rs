@@ -71,6 +71,7 @@ fn attribution_window(lines: &[&str], kinds: &[Kind], end: usize) -> Option<usiz
     }
     let mut weak = None;
     for size in 2..=lines::MAX_WINDOW.min(end + 1) {
+        step();
         let start = end + 1 - size;
         if kinds[start..end].iter().any(|k| matches!(k, Kind::Delimiter | Kind::Marker)) {
             break;
@@ -97,7 +98,8 @@ fn could_end_attribution(line: &str, kind: Kind) -> bool {
     let t = line.trim_end();
     match kind {
         Kind::Text | Kind::Header { .. } | Kind::Marker => {
-            t.len() <= lines::MAX_LINE && (t.ends_with([':', '：', '>', '-']) || t.contains("GMT"))
+            t.len() <= lines::MAX_LINE
+                && (t.ends_with([':', '：', '>', '-']) || t.contains("GMT") || lines::ends_with_attribution_verb(t))
         }
         // "> wrote:" closing an attribution that was wrapped by a client that then quoted it.
         Kind::Quote => t.len() <= 40 && t.ends_with([':', '：']),
@@ -135,6 +137,7 @@ fn mark_header_blocks(kinds: &mut [Kind]) {
         let (mut end, mut headers, mut has_from) = (i, 0, false);
         let mut j = i;
         while j < kinds.len() {
+            step();
             match kinds[j] {
                 Kind::Header { from } => {
                     headers += 1;
@@ -158,17 +161,44 @@ fn mark_header_blocks(kinds: &mut [Kind]) {
     }
 }
 
-/// "-Abhishek Kona" after a blank line and before the end, a delimiter or history is a signature.
+/// "-Abhishek Kona" after a blank line and before the end, a delimiter or history is a signature. One pass from
+/// the end carries the next non-empty kind (as classified before this pass), so a body of many such lines stays
+/// linear.
 fn mark_dash_names(lines: &[&str], kinds: &mut [Kind]) {
-    for i in 0..lines.len() {
-        if kinds[i] != Kind::Text || !lines::is_dash_name(lines[i]) || (i > 0 && kinds[i - 1] != Kind::Empty) {
-            continue;
-        }
-        let next = kinds[i + 1..].iter().find(|k| **k != Kind::Empty);
-        if matches!(next, None | Some(Kind::Delimiter | Kind::Marker | Kind::Quote)) {
+    let mut next: Option<Kind> = None;
+    for i in (0..lines.len()).rev() {
+        step();
+        let kind = kinds[i];
+        let follows_blank = i == 0 || kinds[i - 1] == Kind::Empty;
+        if kind == Kind::Text
+            && follows_blank
+            && matches!(next, None | Some(Kind::Delimiter | Kind::Marker | Kind::Quote))
+            && lines::is_dash_name(lines[i])
+        {
             kinds[i] = Kind::Delimiter;
         }
+        if kind != Kind::Empty {
+            next = Some(kind);
+        }
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Units of work done by the passes that look at more than one line: the tests check it grows linearly.
+    static STEPS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts one unit of multi-line work (tests only).
+#[inline]
+fn step() {
+    #[cfg(test)]
+    STEPS.with(|s| s.set(s.get() + 1));
+}
+
+#[cfg(test)]
+fn steps() -> usize {
+    STEPS.with(|s| s.get())
 }
 
 /// Indices of the lines to keep, in order.

@@ -24,7 +24,8 @@ static ADDR: LazyLock<Regex> = LazyLock::new(|| {
 });
 static STATUS: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b").expect("valid regex"));
-static SMTP_CODE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?:^|[\s:;(])([45])[0-5]\d(?:[\ -]|$)").expect("valid regex"));
+static SMTP_CODE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?:^|[\s:;(])([45])[0-5]\d(?:[\ -]|$)").expect("valid regex"));
 static MSG_ID: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?im)^[ \t>]*Message-ID:[ \t]*<([^>\s]+)>").expect("valid regex"));
 
@@ -69,7 +70,9 @@ pub(super) fn bounce_info(e: &Evidence<'_>) -> BounceInfo {
     let warning = (STILL_TRYING.is_match(e.subject) || STILL_TRYING.is_match(head(notice, 4096)))
         && !GAVE_UP.is_match(head(notice, 4096));
     for r in &mut recipients {
-        if r.permanence.is_none() && !matches!(r.action.as_deref(), Some("delivered" | "relayed" | "expanded" | "feedback" | "deliverable")) {
+        if r.permanence.is_none()
+            && !matches!(r.action.as_deref(), Some("delivered" | "relayed" | "expanded" | "feedback" | "deliverable"))
+        {
             r.permanence = Some(by_wording(warning));
         }
     }
@@ -240,13 +243,24 @@ fn status_near(text: &str, address: &str) -> Option<String> {
 }
 
 /// Local parts of the addresses MTAs put in their help text ("contact postmaster@…").
-const HELP_LOCALS: &[&str] =
-    &["mailer-daemon", "postmaster", "double-bounce", "abuse", "support", "help", "helpdesk", "hostmaster", "noc", "webmaster"];
+const HELP_LOCALS: &[&str] = &[
+    "mailer-daemon",
+    "postmaster",
+    "double-bounce",
+    "abuse",
+    "support",
+    "help",
+    "helpdesk",
+    "hostmaster",
+    "noc",
+    "webmaster",
+];
 
 /// Recipients of a non-standard bounce: addresses on lines that carry an SMTP reply, in qmail `<x@y>:` blocks, or
 /// indented under the "failed" sentence, skipping the bounce's own parties and anything after the returned mail.
 fn text_recipients(e: &Evidence<'_>) -> Vec<FailedRecipient> {
-    static GENERATED: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)generated\ from|alias\ for").expect("valid regex"));
+    static GENERATED: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"(?i)generated\ from|alias\ for").expect("valid regex"));
     static SENDER_ECHO: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r"(?i)(?:mail\s+from|envelope-from|return-path|sender|from)\s*:?\s*<?\s*$").expect("valid regex")
     });

@@ -29,8 +29,10 @@ fn header_names_are_case_insensitive() {
 
 #[test]
 fn a_list_post_with_precedence_bulk_is_not_an_auto_reply() {
-    let headers = [h("List-ID", "Dev <dev.example.org>"), h("Precedence", "bulk"), h("X-Auto-Response-Suppress", "All")];
-    let v = verdict(&headers, "Re: out of office policy", "bob@example.org", "I am out of the office next week, sorry.");
+    let headers =
+        [h("List-ID", "Dev <dev.example.org>"), h("Precedence", "bulk"), h("X-Auto-Response-Suppress", "All")];
+    let v =
+        verdict(&headers, "Re: out of office policy", "bob@example.org", "I am out of the office next week, sorry.");
     assert_eq!(v.classification, Classification::List);
 }
 
@@ -39,7 +41,10 @@ fn people_writing_about_absence_or_bounces_stay_human() {
     let cases = [
         ("Re: Absence request for Monday", "I will be on vacation from Monday, Bob covers."),
         ("Out of office coverage", "Who covers for Anna while she is on leave?"),
-        ("Fwd: Undelivered Mail Returned to Sender", "Why does this bounce?\n\n> Your message was not delivered:\n> user unknown"),
+        (
+            "Fwd: Undelivered Mail Returned to Sender",
+            "Why does this bounce?\n\n> Your message was not delivered:\n> user unknown",
+        ),
         ("Re: bounced mail", "Your reply bounced: user unknown, it said. Please check."),
         ("Whitelist our IP please", "Can you whitelist 192.0.2.1? We want to ensure delivery of your newsletters."),
         ("Thank you for your email", "Thanks for answering so fast."),
@@ -146,8 +151,16 @@ fn free_text_permanence_comes_from_the_wording() {
         // A returned mail is a failed delivery, whatever the reason; see `suppresses_address` for what follows.
         ("Undelivered Mail", "Could not be delivered to:\n\n  x@example.com: mailbox full\n", p),
         ("Undelivered Mail", "Could not be delivered to:\n\n  x@example.com: 552 5.2.2 mailbox full\n", p),
-        ("Warning: message delayed", "Delivery to the following recipient has been delayed:\n\n  x@example.com\n\nWill retry for 4 more days.\n", t),
-        ("failure notice", "Hi. This is the qmail-send program.\n\n<x@example.com>:\nI'm not going to try again; this message has been in the queue too long.\n", p),
+        (
+            "Warning: message delayed",
+            "Delivery to the following recipient has been delayed:\n\n  x@example.com\n\nWill retry for 4 more days.\n",
+            t,
+        ),
+        (
+            "failure notice",
+            "Hi. This is the qmail-send program.\n\n<x@example.com>:\nI'm not going to try again; this message has been in the queue too long.\n",
+            p,
+        ),
     ];
     for (subject, text, want) in cases {
         let v = text_bounce(subject, &[], text);
