@@ -96,6 +96,17 @@ pub(super) fn is_reply_subject(subject: &str) -> bool {
     REPLY_PREFIX.is_match(subject)
 }
 
+/// "Fwd:", "WG:", "TR:", "RV:", "I:", "VS:", "PD:", "転送:" …: a forward, which passes a notice on whole.
+pub(super) fn is_forward_subject(subject: &str) -> bool {
+    static FORWARD: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(
+            r"(?i)^\s*(?:fwd?|wg|tr|rv|enc|i|pd|vb|doorst|vs|fs|továbbítás|転送|转发|轉寄)\s*(?:\[\d+\])?\s*[:：]",
+        )
+        .expect("valid regex")
+    });
+    FORWARD.is_match(subject)
+}
+
 /// Subjects auto-responders write: a prefix before the original subject, or a marker at its end.
 static AUTO_SUBJECT_PREFIX: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
@@ -246,16 +257,17 @@ fn weak_auto_reason(e: &Evidence<'_>) -> Option<String> {
     {
         signs.push(format!("subject \"{}\"", m.as_str()));
     }
+    // The body is one witness however many phrases it has, except that a challenge-response system says two
+    // distinct things no person writes together ("allowed list" and "verify you are human").
     let head = unquoted_head(body_head(e, 2048));
-    if let Some(m) = AUTO_BODY.find(&head) {
-        signs.push(format!("body text \"{}\"", m.as_str()));
-    }
     let challenges = distinct_matches(&CHALLENGE, &head, 2);
-    if challenges > 0 {
-        signs.push(format!("{challenges} challenge-response phrase(s)"));
-        if challenges >= 2 {
-            signs.push("challenge-response".into());
-        }
+    if challenges >= 2 {
+        signs.push("challenge-response phrases".into());
+        signs.push("challenge-response request".into());
+    } else if let Some(m) = AUTO_BODY.find(&head) {
+        signs.push(format!("body text \"{}\"", m.as_str()));
+    } else if challenges == 1 {
+        signs.push("a challenge-response phrase".into());
     }
     (signs.len() >= 2).then(|| signs.join(", "))
 }

@@ -11,7 +11,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::{Evidence, body_head, header, is_reply_subject};
+use super::{Evidence, body_head, header, is_forward_subject, is_reply_subject};
 
 static BOUNCE_SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
@@ -76,13 +76,15 @@ static DAEMON_NAME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)mail\s*delivery\s*(?:subsystem|system|service)|mailer[-\ ]daemon|post_?master|mail\s*administrator|delivery\s*status").expect("valid regex")
 });
 
+/// Whether the byte at `at` sits on a `>` quoted line.
+fn is_quoted(text: &str, at: usize) -> bool {
+    let line_start = text[..at].rfind('\n').map_or(0, |p| p + 1);
+    text[line_start..at].trim_start().starts_with('>')
+}
+
 /// The first match of `re` in the top of the body that is not on a `>` quoted line.
 fn unquoted_find<'a>(re: &Regex, text: &'a str) -> Option<&'a str> {
-    re.find_iter(text).map(|m| m.as_str()).find(|m| {
-        let start = m.as_ptr() as usize - text.as_ptr() as usize;
-        let line_start = text[..start].rfind('\n').map_or(0, |p| p + 1);
-        !text[line_start..start].trim_start().starts_with('>')
-    })
+    re.find_iter(text).find(|m| !is_quoted(text, m.start())).map(|m| m.as_str())
 }
 
 /// Why this mail is a bounce, or `None`.
@@ -110,8 +112,14 @@ pub(super) fn reason(e: &Evidence<'_>) -> Option<String> {
     let no_sender = e.from.is_none();
     let person_subject = is_reply_subject(e.subject);
     let head = body_head(e, 8192);
-    // Phrases only MTAs write count even quoted under "Fwd:": a forwarded bounce is still about a failed delivery.
-    if let Some(m) = STRONG_BOUNCE_BODY.find(head).map(|m| m.as_str()) {
+    // Phrases MTAs write count when unquoted (and not under a person's "Re:"), or quoted under "Fwd:": a forwarded
+    // bounce is still about a failed delivery, a reply quoting one line of it is a conversation.
+    let system_voice = daemon || null_sender || no_sender;
+    let forward = is_forward_subject(e.subject);
+    let strong = STRONG_BOUNCE_BODY
+        .find_iter(head)
+        .find(|m| if is_quoted(head, m.start()) { forward } else { system_voice || !person_subject || forward });
+    if let Some(m) = strong.map(|m| m.as_str()) {
         return Some(format!("body text \"{m}\""));
     }
     if FEEDBACK_SUBJECT.is_match(e.subject) && (e.returned_message_id.is_some() || e.returned_headers.is_some()) {

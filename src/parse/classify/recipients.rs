@@ -172,7 +172,15 @@ fn dsn_recipients(dsn: &str) -> Vec<FailedRecipient> {
         }
         let status = status.or_else(|| diagnostic.as_deref().and_then(|d| STATUS.find(d)).map(|m| m.as_str().into()));
         let usable = |a: &Option<String>| a.as_ref().is_some_and(|a| ADDR.is_match(a));
-        let address = if usable(&final_rcpt) { final_rcpt } else { original.filter(|a| a.contains('@')) };
+        // RFC 3464 §2.3.2: Final-Recipient is the address the reporting MTA tried. Where that is an MTA's internal
+        // rewrite (Exchange's IMCEAEX- X.500 wrapping, a host-local domain), Original-Recipient (§2.3.1) is the
+        // address as it was given.
+        let internal = |a: &Option<String>| a.as_deref().is_some_and(is_internal_address);
+        let address = if usable(&final_rcpt) && !(internal(&final_rcpt) && usable(&original)) {
+            final_rcpt
+        } else {
+            original.filter(|a| a.contains('@'))
+        };
         if let Some(address) = address {
             let mut permanence = by_action(action.as_deref());
             if permanence.is_none() && action.is_none() {
@@ -183,6 +191,18 @@ fn dsn_recipients(dsn: &str) -> Vec<FailedRecipient> {
         }
     }
     out
+}
+
+/// An address only the receiving site's own MTAs know: Exchange's encapsulated X.500/Notes addresses
+/// (`IMCEAEX-…@domain`), or one in a domain that does not resolve outside a network (`.local`, `.internal` …).
+fn is_internal_address(address: &str) -> bool {
+    let lower = address.to_ascii_lowercase();
+    let (local, domain) = lower.rsplit_once('@').unwrap_or((&lower, ""));
+    local.starts_with("imcea")
+        || !domain.contains('.')
+        || [".local", ".localdomain", ".internal", ".lan", ".localhost", ".intranet", ".corp", ".home.arpa"]
+            .iter()
+            .any(|tld| domain.ends_with(tld))
 }
 
 /// Blank-line separated blocks; a line of whitespace separates too.
@@ -224,19 +244,26 @@ fn feedback_recipients(report: &str) -> Vec<FailedRecipient> {
 fn failed_recipients_header(e: &Evidence<'_>) -> Vec<FailedRecipient> {
     let Some(value) = header(e, "X-Failed-Recipients") else { return Vec::new() };
     let notice = returned_cut(e.text);
-    ADDR.find_iter(value)
-        .map(|m| {
-            let address = clean(m.as_str());
-            let status = status_near(notice, &address);
+    let lines: Vec<&str> = notice.lines().collect();
+    let failed: Vec<String> = ADDR.find_iter(value).map(|m| clean(m.as_str())).collect();
+    let single = failed.len() == 1;
+    failed
+        .into_iter()
+        .map(|address| {
+            // Near the address, or its local part (Exim lists "kijitora" for a local delivery); a notice about one
+            // recipient only is about that one, so its first status is the recipient's.
+            let local = address.split('@').next().unwrap_or("").to_string();
+            let status = status_near(&lines, &address)
+                .or_else(|| status_near(&lines, &local))
+                .or_else(|| single.then(|| STATUS.find(notice).map(|m| m.as_str().to_string())).flatten());
             FailedRecipient { address, status, action: Some("failed".into()), permanence: None }
         })
         .collect()
 }
 
 /// The enhanced status on, or in the three lines after, the first line naming `address`.
-fn status_near(text: &str, address: &str) -> Option<String> {
+fn status_near(lines: &[&str], address: &str) -> Option<String> {
     let lower = address.to_ascii_lowercase();
-    let lines: Vec<&str> = text.lines().collect();
     let i = lines.iter().position(|l| l.to_ascii_lowercase().contains(&lower))?;
     let window = lines[i..(i + 4).min(lines.len())].join(" ");
     STATUS.find(&window).map(|s| s.as_str().to_string())
@@ -276,11 +303,8 @@ fn text_recipients(e: &Evidence<'_>) -> Vec<FailedRecipient> {
             if own.contains(&addr.to_ascii_lowercase()) || SENDER_ECHO.is_match(before) {
                 continue;
             }
-            // Exim: "  user@internal\n    (generated from user@example.com)": the address we sent to replaces it.
-            if GENERATED.is_match(before)
-                && let Some(last) = scored.last_mut()
-            {
-                last.1.address = addr;
+            // Exim's "(generated from x@y)" names the alias we sent to, not the address that failed.
+            if GENERATED.is_match(before) {
                 continue;
             }
             let window: String = lines[i..(i + 3).min(lines.len())].join(" ");
