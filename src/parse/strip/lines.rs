@@ -151,7 +151,7 @@ static MOBILE_SIG: LazyLock<Regex> = LazyLock::new(|| {
           |wysłane\ z\ .{1,40}|wysłano\ z\ .{1,40}|odesláno\ z\ .{1,40}|odoslané\ z\ .{1,40}
           |отправлено\ (?:с|из)\ .{1,40}|надіслано\ (?:з|із)\ .{1,40}
           |(?:skickat|sendt|skickad)\ (?:fr(?:å|a)n?|med|via)\ .{1,40}|lähetetty\ .{1,30}(?:sta|stä|lla|llä)
-          |sent\ fr[aá]\ .{1,40}|.{1,30}\ (?:cihazımdan|telefonumdan|'?(?:umdan|imden|ımdan|dan|den))\ gönderildi
+          |sent\ fr[aá]\ .{1,40}|.{1,30}\ (?:cihazımdan|telefonumdan)\ gönderildi|\S{1,30}?'?(?:umdan|imden|ımdan|ümden|dan|den|tan|ten)\ gönderildi
           |στάλθηκε\ από\ .{1,40}|trimis\ de\ pe\ .{1,40}|poslano\ (?:s|sa|iz|z)\ .{1,40}|elküldve\ .{1,40}
           |gửi\ từ\ .{1,40}|dikirim\ dari\ .{1,40}|dihantar\ dari\ .{1,40}|נשלח\ מ.{1,40}
           |從我的\ ?.{1,20}?\ ?傳送|(?:从|從)我的\ ?.{1,20}?\ ?发送|(?:发|發)自我的.{1,20}|.{1,20}から送信|.{1,20}에서\ 보냄

@@ -162,3 +162,87 @@ fn multi_line_work_grows_linearly_on_hostile_shapes() {
         assert!(large <= 20 * 10_000, "shape {i}: {large} steps for 10k lines");
     }
 }
+
+#[test]
+fn attributions_without_colon_split_or_in_more_languages() {
+    let cases = [
+        ("no colon", "On Mon, Feb 1, 2016 at 4:58 AM, Some One <foo@bar.com> wrote"),
+        ("fr split verb", "Le lun. 1 févr. 2016 à 16:58, Some One <foo@bar.com> a\nécrit :"),
+        ("pt-br", "Em seg., 1 de fev. de 2016 às 16:58, Fulano <f@example.com> escreveu:"),
+        ("ro", "La 01.02.2016 16:58, Ion Pop <i@example.ro> a scris:"),
+        ("ca", "El dl., 1 febr. 2016 a les 16:58, Joan <j@example.cat> va escriure:"),
+        ("es no colon", "El lun., 1 feb. 2016 a las 16:58, Ana (<a@example.es>) escribió"),
+        ("ja", "2016年2月1日(月) 16:58 Taro Yamada <t@example.jp>:"),
+        ("ko", "2016년 2월 1일 (월) 오후 4:58, Kim <k@example.kr>님이 작성:"),
+        ("zh", "在 2016年2月1日 16:58，张三 <z@example.cn> 写道："),
+        ("tr", "1 Şub 2016 Pzt, 16:58 tarihinde Ali <a@example.com.tr> şunu yazdı:"),
+        ("el", "Στις Δευ, 1 Φεβ 2016 στις 16:58, ο/η Nikos <n@example.gr> έγραψε:"),
+        ("cs", "Dne po 1. 2. 2016 16:58 Jan <j@example.cz> napsal(a):"),
+        ("vi", "Vào 16:58 Th 2, 1 thg 2, 2016 Minh <m@example.vn> đã viết:"),
+        ("fi", "ma 1. helmik. 2016 klo 16.58 Matti <m@example.fi> kirjoitti:"),
+        ("is", "Þann mán., 1. feb. 2016 kl. 16:58 skrifaði Jón <j@example.is>:"),
+    ];
+    for (name, attribution) in cases {
+        let input = format!("Thanks, that works.\n\n{attribution}\n\n> quoted\n> more\n");
+        check(&[(name, &input, "Thanks, that works.")]);
+    }
+    // Prose ending in "wrote" without an opener, a date or an address stays.
+    check(&[("prose", "Great, that is what Anna wrote\n\nBye", "Great, that is what Anna wrote\n\nBye")]);
+}
+
+#[test]
+fn original_message_separators_in_more_languages() {
+    for sep in [
+        "-----Opprinnelig melding-----",
+        "-----Oprindelig meddelelse-----",
+        "-----Ursprungligt meddelande-----",
+        "-----Alkuperäinen viesti-----",
+        "-------- Original-Nachricht --------",
+        "-------- Message original --------",
+        "---- Původní zpráva ----",
+        "------------------ 原始邮件 ------------------",
+        "-----元のメッセージ-----",
+        "--- Original Message ---",
+        "Original Message",
+        "-------- Doorgestuurd bericht --------",
+    ] {
+        let input = format!("Svar nedenfor.\n\n{sep}\nFra: A\nSendt: 1. feb\nTil: B\nEmne: x\n\ngammel tekst\n");
+        check(&[(sep, &input, "Svar nedenfor.")]);
+    }
+}
+
+#[test]
+fn mobile_signatures_in_many_languages_and_apps() {
+    for sig in [
+        "Sent from Yahoo Mail on Android",
+        "Sent with Proton Mail secure email.",
+        "Sent from Mail for Windows",
+        "Sent from my Galaxy",
+        "Get Outlook for iOS",
+        "Gesendet von meinem Android-Smartphone",
+        "Von meinem iPad gesendet",
+        "Envoyé depuis mon appareil mobile",
+        "Enviado do meu iPhone",
+        "Enviado desde mi Samsung Galaxy",
+        "Inviato da iPhone",
+        "Verstuurd vanaf mijn iPhone",
+        "Skickat från min iPhone",
+        "Sendt fra min iPhone",
+        "Lähetetty iPhonesta",
+        "Wysłane z iPhone'a",
+        "Odesláno z iPhonu",
+        "Отправлено с iPhone",
+        "Надіслано з iPhone",
+        "Στάλθηκε από το iPhone μου",
+        "iPhone'umdan gönderildi",
+        "Trimis de pe iPhone-ul meu",
+        "Gửi từ iPhone của tôi",
+        "Dikirim dari iPhone saya",
+        "iPhoneから送信",
+        "iPhone에서 보냄",
+        "发自我的iPhone",
+    ] {
+        let input = format!("Works for me.\n\n{sig}\n");
+        check(&[(sig, &input, "Works for me.")]);
+    }
+}
