@@ -283,6 +283,14 @@ const HELP_LOCALS: &[&str] = &[
     "webmaster",
 ];
 
+/// A mailing list's own machinery (`owner-x`, `x-request`, `x-bounces+…`): named in footers, never a recipient.
+fn is_list_admin(local: &str) -> bool {
+    local.starts_with("owner-")
+        || local.ends_with("-request")
+        || local.ends_with("-owner")
+        || local.contains("-bounces")
+}
+
 /// Recipients of a non-standard bounce: addresses on lines that carry an SMTP reply, in qmail `<x@y>:` blocks, or
 /// indented under the "failed" sentence, skipping the bounce's own parties and anything after the returned mail.
 fn text_recipients(e: &Evidence<'_>) -> Vec<FailedRecipient> {
@@ -319,7 +327,7 @@ fn text_recipients(e: &Evidence<'_>) -> Vec<FailedRecipient> {
                 0
             };
             let local = addr.split('@').next().unwrap_or("").to_ascii_lowercase();
-            if score < 3 && HELP_LOCALS.contains(&local.as_str()) {
+            if score < 3 && (HELP_LOCALS.contains(&local.as_str()) || is_list_admin(&local)) {
                 continue;
             }
             let r = FailedRecipient { address: addr, status, action: Some("failed".into()), permanence: None };

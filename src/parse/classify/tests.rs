@@ -180,6 +180,11 @@ fn free_text_recipients_are_the_failed_ones() {
     let v = text_bounce("Mail delivery failed", &[], text);
     let got: Vec<String> = summary(&v).into_iter().map(|(a, _)| a).collect();
     assert_eq!(got, ["a@example.com", "b@example.com"], "{v:?}");
+    let text =
+        "Your message could not be delivered to:\n\n  x@example.com\n\nList help:\n  dev-request@lists.example.org\n";
+    let v = text_bounce("Undeliverable", &[], text);
+    let got: Vec<String> = summary(&v).into_iter().map(|(a, _)| a).collect();
+    assert_eq!(got, ["x@example.com"], "a list's admin address is never a recipient");
     let headers = [h("x-failed-recipients", "c@example.com, d@example.com")];
     let v = text_bounce("Mail delivery failed", &headers, "could not be delivered\n c@example.com: 550 5.1.1\n");
     let got: Vec<String> = summary(&v).into_iter().map(|(a, _)| a).collect();
