@@ -107,7 +107,7 @@ pub(super) fn is_forward_subject(subject: &str) -> bool {
     FORWARD.is_match(subject)
 }
 
-/// Subjects auto-responders write: a prefix before the original subject, or a marker at its end.
+/// Subjects auto-responders write: a prefix before the original subject.
 static AUTO_SUBJECT_PREFIX: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         r"(?ix)^\s*[\[(]?\s*(?:
@@ -123,6 +123,7 @@ static AUTO_SUBJECT_PREFIX: LazyLock<Regex> = LazyLock::new(|| {
     .expect("valid regex")
 });
 
+/// A marker at the end of a subject: a weak sign (a person answering such a mail keeps it).
 static AUTO_SUBJECT_SUFFIX: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         r"(?i)[\[(](?:automatic|auto)[-\ ]?(?:response|reply|answer|responder)[\])]\s*$|\bis\s+out\s+of\s+(?:the\s+)?office\s*\.?$",
@@ -230,7 +231,7 @@ fn auto_reply_reason(e: &Evidence<'_>) -> Option<String> {
     if e.return_path == Some("") {
         return Some("null sender (Return-Path <>)".into());
     }
-    if let Some(m) = AUTO_SUBJECT_PREFIX.find(e.subject).or_else(|| AUTO_SUBJECT_SUFFIX.find(e.subject)) {
+    if let Some(m) = AUTO_SUBJECT_PREFIX.find(e.subject) {
         return Some(format!("subject \"{}\"", m.as_str().trim()));
     }
     weak_auto_reason(e)
@@ -252,7 +253,10 @@ fn weak_auto_reason(e: &Evidence<'_>) -> Option<String> {
     if let Some(v) = header(e, "Precedence").filter(|v| ["bulk", "junk"].contains(&v.to_ascii_lowercase().as_str())) {
         signs.push(format!("Precedence: {v}"));
     }
-    if !is_reply_subject(e.subject)
+    // "Re: x (Automatic Response)" is what some responders write, and what a person answering one writes too.
+    if let Some(m) = AUTO_SUBJECT_SUFFIX.find(e.subject) {
+        signs.push(format!("subject \"{}\"", m.as_str().trim()));
+    } else if !is_reply_subject(e.subject)
         && let Some(m) = AUTO_SUBJECT_WORDS.find(e.subject)
     {
         signs.push(format!("subject \"{}\"", m.as_str()));

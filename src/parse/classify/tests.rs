@@ -48,6 +48,7 @@ fn people_writing_about_absence_or_bounces_stay_human() {
         ("Re: bounced mail", "Your reply bounced: user unknown, it said. Please check."),
         ("Whitelist our IP please", "Can you whitelist 192.0.2.1? We want to ensure delivery of your newsletters."),
         ("Thank you for your email", "Thanks for answering so fast."),
+        ("Re: Re: your question (Automatic Response)", "Your auto-responder answered me. When are you back?"),
     ];
     for (subject, text) in cases {
         let v = verdict(&[], subject, "carol@customer.example", text);
@@ -64,7 +65,7 @@ fn responders_are_auto_replies() {
         (&[], "Réponse automatique : x", "absent"),
         (&[], "[Automatyczna odpowiedź] test", "x"),
         (&[], "自動回覆: 問題", "x"),
-        (&[], "Re: your question (Automatic Response)", "x"),
+        (&[], "Re: your question (Automatic Response)", "I am out of the office until Monday."),
         (&[h("X-Autoreply", "yes")], "Re: x", "x"),
         (&[h("Precedence", "bulk")], "Re: x", "I am out of the office until Monday."),
         (&[h("X-Auto-Response-Suppress", "All")], "Away until Monday", "I am currently on vacation."),
