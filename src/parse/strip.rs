@@ -50,23 +50,39 @@ fn classify_all(lines: &[&str]) -> Vec<Kind> {
 /// Attributions wrapped over several lines ("On Mon, … Jeff Atwood <info@discourse.org>" / "wrote:"). For each line
 /// that could end one, the smallest window of up to [`lines::MAX_WINDOW`] lines that reads as an attribution wins.
 fn mark_wrapped_attributions(lines: &[&str], kinds: &mut [Kind]) {
+    // How each line may open a window, computed once: a line is looked at by up to four windows.
+    let mut opens = vec![Opens::Unknown; lines.len()];
     for end in 1..lines.len() {
         if !could_end_attribution(lines[end], kinds[end]) {
             continue;
         }
-        if let Some(start) = attribution_window(lines, kinds, end) {
+        if let Some(start) = attribution_window(lines, kinds, end, &mut opens) {
             kinds[start..=end].fill(Kind::Marker);
         }
     }
 }
 
+/// Whether a line may open a wrapped attribution window, and how clearly.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Opens {
+    Unknown,
+    No,
+    Weakly,
+    Strongly,
+}
+
 /// The start of the attribution window ending at `end`: the smallest window opening like "On …" or with a date,
 /// else the smallest window opening with an address. A line that is an attribution by itself is only extended to
 /// a window with such a clear opening ("On Thu, … Discourse Meta <" / "info@discourse.org> wrote:").
-fn attribution_window(lines: &[&str], kinds: &[Kind], end: usize) -> Option<usize> {
+fn attribution_window(lines: &[&str], kinds: &[Kind], end: usize, opens: &mut [Opens]) -> Option<usize> {
     // A complete sentence above a complete attribution is text, not the attribution's first half.
     let above = lines[end - 1].trim_end();
     if kinds[end] == Kind::Marker && (above.is_empty() || above.ends_with(['.', '!', '?', ':'])) {
+        return None;
+    }
+    // Every attribution has a digit, an address or a year somewhere: without one in reach, no window is one.
+    let reach = (end + 1).saturating_sub(lines::MAX_WINDOW);
+    if !lines[reach..=end].iter().any(|l| lines::may_have_evidence(l)) {
         return None;
     }
     let mut weak = None;
@@ -76,10 +92,22 @@ fn attribution_window(lines: &[&str], kinds: &[Kind], end: usize) -> Option<usiz
         if kinds[start..end].iter().any(|k| matches!(k, Kind::Delimiter | Kind::Marker)) {
             break;
         }
-        if matches!(kinds[start], Kind::Empty | Kind::Quote) || !lines::may_start_attribution(lines[start]) {
+        if matches!(kinds[start], Kind::Empty | Kind::Quote) {
             continue;
         }
-        let strong = lines::strongly_starts_attribution(lines[start]);
+        if opens[start] == Opens::Unknown {
+            opens[start] = if !lines::may_start_attribution(lines[start]) {
+                Opens::No
+            } else if lines::strongly_starts_attribution(lines[start]) {
+                Opens::Strongly
+            } else {
+                Opens::Weakly
+            };
+        }
+        if opens[start] == Opens::No {
+            continue;
+        }
+        let strong = opens[start] == Opens::Strongly;
         if !strong && (weak.is_some() || kinds[end] == Kind::Marker) {
             continue;
         }

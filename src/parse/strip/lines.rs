@@ -179,19 +179,32 @@ pub(super) fn classify(line: &str) -> Kind {
     if line.len() > MAX_LINE {
         return Kind::Text;
     }
-    if DELIMITER.is_match(trimmed) {
+    // Cheap byte tests first: each regex below costs a call per line, and bodies run to millions of lines.
+    if trimmed.starts_with(['-', '_', '=', '*', '+', '—', '–', 'ᐧ']) && DELIMITER.is_match(trimmed) {
         return Kind::Delimiter;
     }
-    if is_mobile_signature(trimmed) {
+    if trimmed.len() <= MAX_SIGNATURE && is_mobile_signature(trimmed) {
         return Kind::MobileSig;
     }
-    if is_marker(trimmed) || is_attribution(trimmed) {
+    if (trimmed.len() <= MAX_MARKER && is_marker(trimmed)) || is_attribution(trimmed) {
         return Kind::Marker;
     }
-    if let Some(caps) = HEADER.captures(line) {
+    if line.contains([':', '：'])
+        && let Some(caps) = HEADER.captures(line)
+    {
         return Kind::Header { from: caps.name("from").is_some() };
     }
     Kind::Text
+}
+
+/// Longest mobile signature line considered (links included); the cleaned text is at most 120 bytes.
+const MAX_SIGNATURE: usize = 300;
+/// Longest "Original Message" / forward separator line considered (long runs of dashes included).
+const MAX_MARKER: usize = 160;
+
+/// Whether `s` has anything an attribution needs as evidence (see [`ATTRIB_EVIDENCE`]): a digit, `@` or 年.
+pub(super) fn may_have_evidence(s: &str) -> bool {
+    s.bytes().any(|b| b.is_ascii_digit() || b == b'@') || s.contains('年')
 }
 
 pub(super) fn is_dash_name(line: &str) -> bool {
@@ -221,6 +234,9 @@ fn is_mobile_signature(trimmed: &str) -> bool {
 
 /// Whether `text` (one line, or a window of lines joined with spaces) is an attribution line.
 pub(super) fn is_attribution(text: &str) -> bool {
+    if !may_have_evidence(text) {
+        return false;
+    }
     let dashed = text.starts_with("--");
     let s = text.trim_matches(|c: char| c == '-' || c == '*' || c.is_whitespace());
     if s.is_empty() {
