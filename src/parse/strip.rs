@@ -85,6 +85,10 @@ fn attribution_window(lines: &[&str], kinds: &[Kind], end: usize, opens: &mut [O
     if !lines[reach..=end].iter().any(|l| lines::may_have_evidence(l)) {
         return None;
     }
+    // A window whose last line has no colon and no attribution verb can only be Gmail's date-first form
+    // ("2013/7/20 sam <sam@x.org>") or a dashed one: its first line must open with a digit or dashes.
+    let last = lines[end].trim_end();
+    let date_first_only = !last.ends_with([':', '：']) && !lines::ends_with_attribution_verb(last);
     let mut weak = None;
     for size in 2..=lines::MAX_WINDOW.min(end + 1) {
         step();
@@ -93,6 +97,10 @@ fn attribution_window(lines: &[&str], kinds: &[Kind], end: usize, opens: &mut [O
             break;
         }
         if matches!(kinds[start], Kind::Empty | Kind::Quote) {
+            continue;
+        }
+        let first = lines[start].trim_start_matches(|c: char| c == '*' || c.is_whitespace());
+        if date_first_only && !first.starts_with(|c: char| c.is_ascii_digit() || c == '-') {
             continue;
         }
         if opens[start] == Opens::Unknown {

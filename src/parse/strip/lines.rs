@@ -186,7 +186,7 @@ pub(super) fn classify(line: &str) -> Kind {
     if trimmed.len() <= MAX_SIGNATURE && is_mobile_signature(trimmed) {
         return Kind::MobileSig;
     }
-    if (trimmed.len() <= MAX_MARKER && is_marker(trimmed)) || is_attribution(trimmed) {
+    if (may_be_marker(trimmed) && is_marker(trimmed)) || is_attribution(trimmed) {
         return Kind::Marker;
     }
     if line.contains([':', '：'])
@@ -201,6 +201,11 @@ pub(super) fn classify(line: &str) -> Kind {
 const MAX_SIGNATURE: usize = 300;
 /// Longest "Original Message" / forward separator line considered (long runs of dashes included).
 const MAX_MARKER: usize = 160;
+
+/// Separators have runs of dashes, underscores or equals signs, or are a short phrase alone on their line.
+fn may_be_marker(trimmed: &str) -> bool {
+    trimmed.len() <= 64 || (trimmed.len() <= MAX_MARKER && ["--", "__", "=="].iter().any(|r| trimmed.contains(r)))
+}
 
 /// Whether `s` has anything an attribution needs as evidence (see [`ATTRIB_EVIDENCE`]): a digit, `@` or 年.
 pub(super) fn may_have_evidence(s: &str) -> bool {
@@ -222,6 +227,10 @@ fn is_marker(trimmed: &str) -> bool {
 }
 
 fn is_mobile_signature(trimmed: &str) -> bool {
+    // Without links or brackets the line is its own cleaned form: one match, no rewriting.
+    if !trimmed.contains(['<', '>', '(', ')', '[', ']', '*', '_']) && !trimmed.contains("http") {
+        return trimmed.len() <= 120 && MOBILE_SIG.is_match(trimmed);
+    }
     let brackets = |c: char| "<>()[]*_ \t".contains(c);
     // Links first ("Get [Outlook for Android](https://…)"), or brackets first ("<<sent by galaxy>>").
     let links_first = SIG_NOISE.replace_all(trimmed, "$1");
