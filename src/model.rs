@@ -66,12 +66,38 @@ pub struct FailedRecipient {
     pub status: Option<String>,
     /// `failed`, `delayed`, `delivered`, … from the DSN's Action field, when present.
     pub action: Option<String>,
+    /// Whether the delivery has been given up or is still being retried; `None` for reports that are not
+    /// failures (`delivered`, `relayed`, feedback reports) and for failures nothing tells about.
+    pub permanence: Option<Permanence>,
+}
+
+/// Whether a delivery failure is final (RFC 3464 §2.3.3 `Action: failed`, or a 5.x.x status) or a warning that
+/// the reporting MTA is still trying (`Action: delayed`, 4.x.x, "will retry").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Permanence {
+    Permanent,
+    Temporary,
 }
 
 impl FailedRecipient {
-    /// A permanent failure (5.x.x) means: stop mailing this address.
+    /// The reporting MTA has given up on this recipient.
     pub fn is_permanent(&self) -> bool {
-        self.status.as_deref().is_some_and(|s| s.starts_with('5'))
+        self.permanence == Some(Permanence::Permanent)
+    }
+
+    /// Whether this failure says the address itself is bad, so we stop mailing it: a permanent failure, except
+    /// where its status (RFC 3463) says the address is fine: a transient 4.x.x class (a mail that expired in a
+    /// queue says the host was unreachable), a full mailbox (X.2.2, which §3.3 calls a "persistent transient"
+    /// condition), a delivery time expired (X.4.7), or a policy/security refusal of our mail (X.7.x: spam filters,
+    /// authentication), which says nothing about the mailbox.
+    pub fn suppresses_address(&self) -> bool {
+        let status = self.status.as_deref().unwrap_or("");
+        let address_fine = status.starts_with('4')
+            || status.ends_with(".2.2")
+            || status.ends_with(".4.7")
+            || status.get(1..4) == Some(".7.");
+        self.is_permanent() && !address_fine
     }
 }
 

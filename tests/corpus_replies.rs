@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use postdesk::config::Limits;
 use postdesk::parse::html::html_to_text;
@@ -19,14 +19,15 @@ use postdesk::parse::strip::visible_text;
 use postdesk::parse::subject::normalize_subject;
 use serde_json::Value;
 
-/// Floors, just below what the current implementation achieves; raise them when it improves.
-const TRIMMER_FLOOR: f64 = 0.96;
+/// Floors, at what the current implementation achieves (63/64, 9/9, 12/12, 84 of 85 exact overall); raise them
+/// when it improves.
+const TRIMMER_FLOOR: f64 = 0.98;
 const PARSER_EXACT_FLOOR: usize = 9;
 const TALON_FLOOR: usize = 12;
 const SUBJECT_FLOOR: f64 = 0.75;
 /// Out of 65; the two misses are notmuch's "In-Reply-To wins" cases, where `parent_ids()` prefers References.
 const PARENT_FLOOR: usize = 62;
-const PERF_LIMIT: Duration = Duration::from_secs(1);
+const EXACT_FLOOR: f64 = 0.98;
 
 fn normalize(text: &str) -> String {
     let text = text.replace("\r\n", "\n");
@@ -286,8 +287,8 @@ fn perf(root: &Path, figures: &mut Figures) {
         let started = Instant::now();
         let out = visible_text(&text);
         let took = started.elapsed();
+        // Printed, not asserted: speed is measured by `benches/strip.rs`; the unit tests count the work instead.
         println!("perf: {name}: {} bytes in {took:?} -> {} bytes", text.len(), out.len());
-        assert!(took < PERF_LIMIT, "{name} took {took:?}");
         let label: &'static str = if name.starts_with("path") { "perf pathological.txt" } else { "perf long quote" };
         figures.add(label, 1, 1, format!("{took:?}"));
     }
@@ -307,7 +308,7 @@ fn fixtures() {
         assert_eq!(normalize(&got), normalize(&want), "fixture {stem}");
         count += 1;
     }
-    assert!(count >= 6, "only {count} fixtures found in {}", dir.display());
+    assert!(count >= 13, "only {count} fixtures found in {}", dir.display());
 }
 
 #[test]
@@ -322,7 +323,19 @@ fn corpus_figures() {
     let subject_rate = subjects(&root, &mut figures);
     let parents_ok = parents(&root, &mut figures);
     perf(&root, &mut figures);
+    // The "reply stripping, exact": every case with one exact expected text.
+    let exact: Vec<(usize, usize)> = [
+        "email_reply_trimmer trimmed",
+        "email_reply_parser visible_text",
+        "talon standard_replies (signatures stripped)",
+    ]
+    .iter()
+    .map(|k| figures.0.get(k).map(|(ok, n, _)| (*ok, *n)).unwrap_or_default())
+    .collect();
+    let (ok, n) = exact.iter().fold((0, 0), |(a, b), (o, t)| (a + o, b + t));
+    figures.add("reply stripping exact (all exact cases)", ok, n, "trimmer + reply_parser exact + talon");
     figures.print();
+    assert!(ok as f64 / n as f64 >= EXACT_FLOOR, "reply stripping exact: {ok}/{n}");
     assert!(trimmer_rate >= TRIMMER_FLOOR, "email_reply_trimmer: {:.1} %", trimmer_rate * 100.0);
     assert!(parser_exact >= PARSER_EXACT_FLOOR, "email_reply_parser exact: {parser_exact}");
     assert!(talon_ok >= TALON_FLOOR, "talon standard replies: {talon_ok}");

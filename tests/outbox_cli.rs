@@ -153,6 +153,24 @@ fn a_bounce_of_our_reply_lands_on_its_ticket_and_suppresses_the_address() {
     assert_eq!(outbox(&env).len(), 2);
 }
 
+/// Regression: a 5.x.x status was the only test of permanence, so a "delayed" DSN carrying a 5.x.x code, or any
+/// permanent failure that says nothing about the address, could suppress a customer. Only `Action: failed` with
+/// an address-level status may (RFC 3464 §2.3.3, RFC 3463 §3.3).
+#[test]
+fn a_delay_warning_or_a_full_mailbox_never_suppresses_the_address() {
+    for (action, status) in [("delayed", "4.4.1"), ("delayed", "5.1.1"), ("failed", "5.2.2"), ("failed", "4.4.7")] {
+        let env = env();
+        let number = ticket_number(&stdout(&env.ingest_bytes(&fixture("new-ticket.eml"))));
+        let ack_id = outbox(&env)[0]["message_id"].as_str().unwrap().to_string();
+        let dsn =
+            dsn_for(&ack_id, &number).replace("Action: failed", &format!("Action: {action}")).replace("5.1.1", status);
+        let out = env.ingest_bytes(dsn.as_bytes());
+        assert!(stdout(&out).contains(&format!("follow-up on ticket {number} (by bounce of")), "{}", stdout(&out));
+        let list = stdout(&env.run(&["suppress", "list"]));
+        assert!(!list.contains("alice@customer.example"), "{action} {status} suppressed: {list}");
+    }
+}
+
 #[test]
 fn crlf_in_a_subject_cannot_inject_headers_into_our_reply() {
     let env = env();

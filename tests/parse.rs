@@ -161,6 +161,23 @@ fn not_mail_is_rejected() {
     }
 }
 
+/// Regression: mail starting with blank lines or spaces (as several real files do) was refused as "not mail".
+#[test]
+fn leading_blank_lines_or_spaces_before_the_headers_are_still_mail() {
+    for prefix in ["\n\n", "   ", " \r\n\t\r\n", "\u{feff}\n"] {
+        let raw = format!(
+            "{prefix}From: Ann <ann@customer.example>\nSubject: Printer broken\nMessage-ID: <lw@x>\n\nIt is broken.\n"
+        );
+        let mail = parse_mail(raw.as_bytes(), &Limits::default()).unwrap_or_else(|e| panic!("{prefix:?}: {e}"));
+        assert_eq!(mail.subject, "Printer broken", "{prefix:?}");
+        assert_eq!(mail.from.as_ref().map(|a| a.email.as_str()), Some("ann@customer.example"));
+        assert_eq!(mail.text.trim(), "It is broken.");
+        assert_eq!(mail.size, raw.len());
+    }
+    // Whitespace in front of text that is not mail does not make it mail.
+    assert!(matches!(parse_mail(b"\n\n  Dear support,\n", &Limits::default()), Err(Rejection::NotMail(_))));
+}
+
 #[test]
 fn fifty_megabytes_is_too_large() {
     let mut raw = b"From: a@example.com\nSubject: big\n\n".to_vec();

@@ -6,6 +6,7 @@
 //! header of the mail (RFC 2046 §5.1.1) opens a part. The depth is the size of the stack of boundaries that are
 //! declared but not yet closed. Both are checked again on the parsed tree (see `mod.rs`).
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use super::Rejection;
@@ -32,6 +33,38 @@ const MAIL_HEADERS: &[&str] = &[
 
 /// How far into the message the header block is looked at for the "is this mail" rule.
 const MAX_HEADER_SCAN: usize = 256 * 1024;
+
+/// The mail without blank lines or indentation before its first header. Several real mail files (pasted into
+/// tools, written by scripts) start with spaces or empty lines; RFC 5322 has no room for them, but they are mail,
+/// and mail-parser would read a leading empty line as the end of an empty header block. When the first header was
+/// indented, the same indentation is taken off the header block's other lines, so folding (deeper indentation)
+/// survives. Borrowed when nothing needs changing.
+pub fn without_leading_whitespace(raw: &[u8]) -> Cow<'_, [u8]> {
+    let bom = raw.starts_with(b"\xEF\xBB\xBF");
+    let body = if bom { &raw[3..] } else { raw };
+    let start = body.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(body.len());
+    if start == 0 {
+        return Cow::Borrowed(raw);
+    }
+    let line_start = body[..start].iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+    let indent = &body[line_start..start];
+    let rest = &body[start..];
+    if indent.is_empty() {
+        return Cow::Borrowed(rest);
+    }
+    let mut out = Vec::with_capacity(rest.len());
+    let mut in_headers = true;
+    for (i, line) in rest.split_inclusive(|&b| b == b'\n').enumerate() {
+        if in_headers && line.trim_ascii().is_empty() {
+            in_headers = false;
+        }
+        match line.strip_prefix(indent) {
+            Some(dedented) if in_headers && i > 0 => out.extend_from_slice(dedented),
+            _ => out.extend_from_slice(line),
+        }
+    }
+    Cow::Owned(out)
+}
 
 /// Refuses input that is not mail, is too large, has too many MIME parts or nests too deep.
 pub fn prescan(raw: &[u8], limits: &Limits) -> Result<(), Rejection> {
@@ -190,6 +223,26 @@ mod tests {
             m.extend_from_slice(format!("--b{i}--\n").as_bytes());
         }
         m
+    }
+
+    #[test]
+    fn leading_blank_lines_and_spaces_are_not_refused() {
+        let limits = Limits::default();
+        for input in [
+            &b"\n\nFrom: a@b.c\nSubject: x\n\nbody"[..],
+            b"   From: a@b.c\nSubject: x\n\nbody",
+            b" \r\n\t\r\nFrom: a@b.c\r\nSubject: x\r\n\r\nbody",
+            b"    From: a@b.c\n    Subject: folded\n      value\n\n    indented body",
+        ] {
+            let fixed = without_leading_whitespace(input);
+            assert!(prescan(&fixed, &limits).is_ok(), "{:?}", String::from_utf8_lossy(input));
+            assert!(fixed.starts_with(b"From: a@b.c"), "{:?}", String::from_utf8_lossy(&fixed));
+        }
+        let fixed = without_leading_whitespace(b"    From: a@b.c\n    Subject: folded\n      value\n\n    body");
+        assert_eq!(&fixed[..], b"From: a@b.c\nSubject: folded\n  value\n\n    body");
+        assert!(matches!(without_leading_whitespace(b"From: a@b.c\n\n"), Cow::Borrowed(_)));
+        // Whitespace before text that is not mail does not make it mail.
+        assert!(check_is_mail(&without_leading_whitespace(b"\n\n  just some text\n")).is_err());
     }
 
     #[test]

@@ -50,6 +50,11 @@ pub fn parse_mail_hashed(raw: &[u8], limits: &Limits) -> Result<InboundMail, Rej
 }
 
 fn parse(raw: &[u8], limits: &Limits, attachment_bytes: AttachmentBytes) -> Result<InboundMail, Rejection> {
+    if raw.len() > limits.max_message_bytes {
+        return Err(Rejection::TooLarge { size: raw.len(), limit: limits.max_message_bytes });
+    }
+    let size = raw.len();
+    let raw = &*limits::without_leading_whitespace(raw);
     limits::prescan(raw, limits)?;
     // mail-parser is fuzzed and meant to be total; catching a panic anyway keeps one bad mail from taking down the
     // fetch loop (defence in depth). The same goes for our own extraction code below.
@@ -58,7 +63,7 @@ fn parse(raw: &[u8], limits: &Limits, attachment_bytes: AttachmentBytes) -> Resu
             .parse(raw)
             .ok_or_else(|| Rejection::NotMail("the MIME parser found no headers".into()))?;
         check_tree(&message, limits)?;
-        Ok(build(&message, raw.len(), attachment_bytes))
+        Ok(build(&message, size, attachment_bytes))
     }))
     .unwrap_or_else(|panic| {
         let what = panic
@@ -263,6 +268,7 @@ fn evidence<'a>(message: &Message<'_>, mail: &'a InboundMail) -> classify::Evide
         headers: &mail.headers,
         subject: &mail.subject,
         from: mail.from.as_ref(),
+        to: &mail.to,
         return_path: mail.return_path.as_deref(),
         text: &mail.text,
         ..Default::default()
@@ -281,6 +287,9 @@ fn evidence<'a>(message: &Message<'_>, mail: &'a InboundMail) -> classify::Evide
         match kind.as_str() {
             "message/delivery-status" | "message/global-delivery-status" => e.delivery_status.push(body()),
             "message/feedback-report" => e.feedback_report.push(body()),
+            "message/disposition-notification" | "message/global-disposition-notification" => {
+                e.disposition_notification = true;
+            }
             // A returned message mail-parser could not parse as one still holds its headers as text.
             "message/rfc822" if !matches!(part.body, PartType::Message(_)) => {
                 e.returned_headers.get_or_insert_with(body);

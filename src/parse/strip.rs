@@ -50,35 +50,72 @@ fn classify_all(lines: &[&str]) -> Vec<Kind> {
 /// Attributions wrapped over several lines ("On Mon, … Jeff Atwood <info@discourse.org>" / "wrote:"). For each line
 /// that could end one, the smallest window of up to [`lines::MAX_WINDOW`] lines that reads as an attribution wins.
 fn mark_wrapped_attributions(lines: &[&str], kinds: &mut [Kind]) {
+    // How each line may open a window, computed once: a line is looked at by up to four windows.
+    let mut opens = vec![Opens::Unknown; lines.len()];
     for end in 1..lines.len() {
         if !could_end_attribution(lines[end], kinds[end]) {
             continue;
         }
-        if let Some(start) = attribution_window(lines, kinds, end) {
+        if let Some(start) = attribution_window(lines, kinds, end, &mut opens) {
             kinds[start..=end].fill(Kind::Marker);
         }
     }
 }
 
+/// Whether a line may open a wrapped attribution window, and how clearly.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Opens {
+    Unknown,
+    No,
+    Weakly,
+    Strongly,
+}
+
 /// The start of the attribution window ending at `end`: the smallest window opening like "On …" or with a date,
 /// else the smallest window opening with an address. A line that is an attribution by itself is only extended to
 /// a window with such a clear opening ("On Thu, … Discourse Meta <" / "info@discourse.org> wrote:").
-fn attribution_window(lines: &[&str], kinds: &[Kind], end: usize) -> Option<usize> {
+fn attribution_window(lines: &[&str], kinds: &[Kind], end: usize, opens: &mut [Opens]) -> Option<usize> {
     // A complete sentence above a complete attribution is text, not the attribution's first half.
     let above = lines[end - 1].trim_end();
     if kinds[end] == Kind::Marker && (above.is_empty() || above.ends_with(['.', '!', '?', ':'])) {
         return None;
     }
+    // Every attribution has a digit, an address or a year somewhere: without one in reach, no window is one.
+    let reach = (end + 1).saturating_sub(lines::MAX_WINDOW);
+    if !lines[reach..=end].iter().any(|l| lines::may_have_evidence(l)) {
+        return None;
+    }
+    // A window whose last line has no colon and no attribution verb can only be Gmail's date-first form
+    // ("2013/7/20 sam <sam@x.org>") or a dashed one: its first line must open with a digit or dashes.
+    let last = lines[end].trim_end();
+    let date_first_only = !last.ends_with([':', '：']) && !lines::ends_with_attribution_verb(last);
     let mut weak = None;
     for size in 2..=lines::MAX_WINDOW.min(end + 1) {
+        step();
         let start = end + 1 - size;
         if kinds[start..end].iter().any(|k| matches!(k, Kind::Delimiter | Kind::Marker)) {
             break;
         }
-        if matches!(kinds[start], Kind::Empty | Kind::Quote) || !lines::may_start_attribution(lines[start]) {
+        if matches!(kinds[start], Kind::Empty | Kind::Quote) {
             continue;
         }
-        let strong = lines::strongly_starts_attribution(lines[start]);
+        let first = lines[start].trim_start_matches(|c: char| c == '*' || c.is_whitespace());
+        if date_first_only && !first.starts_with(|c: char| c.is_ascii_digit() || c == '-') {
+            continue;
+        }
+        if opens[start] == Opens::Unknown {
+            opens[start] = if !lines::may_start_attribution(lines[start]) {
+                Opens::No
+            } else if lines::strongly_starts_attribution(lines[start]) {
+                Opens::Strongly
+            } else {
+                Opens::Weakly
+            };
+        }
+        if opens[start] == Opens::No {
+            continue;
+        }
+        let strong = opens[start] == Opens::Strongly;
         if !strong && (weak.is_some() || kinds[end] == Kind::Marker) {
             continue;
         }
@@ -97,7 +134,8 @@ fn could_end_attribution(line: &str, kind: Kind) -> bool {
     let t = line.trim_end();
     match kind {
         Kind::Text | Kind::Header { .. } | Kind::Marker => {
-            t.len() <= lines::MAX_LINE && (t.ends_with([':', '：', '>', '-']) || t.contains("GMT"))
+            t.len() <= lines::MAX_LINE
+                && (t.ends_with([':', '：', '>', '-']) || t.contains("GMT") || lines::ends_with_attribution_verb(t))
         }
         // "> wrote:" closing an attribution that was wrapped by a client that then quoted it.
         Kind::Quote => t.len() <= 40 && t.ends_with([':', '：']),
@@ -135,6 +173,7 @@ fn mark_header_blocks(kinds: &mut [Kind]) {
         let (mut end, mut headers, mut has_from) = (i, 0, false);
         let mut j = i;
         while j < kinds.len() {
+            step();
             match kinds[j] {
                 Kind::Header { from } => {
                     headers += 1;
@@ -158,17 +197,44 @@ fn mark_header_blocks(kinds: &mut [Kind]) {
     }
 }
 
-/// "-Abhishek Kona" after a blank line and before the end, a delimiter or history is a signature.
+/// "-Abhishek Kona" after a blank line and before the end, a delimiter or history is a signature. One pass from
+/// the end carries the next non-empty kind (as classified before this pass), so a body of many such lines stays
+/// linear.
 fn mark_dash_names(lines: &[&str], kinds: &mut [Kind]) {
-    for i in 0..lines.len() {
-        if kinds[i] != Kind::Text || !lines::is_dash_name(lines[i]) || (i > 0 && kinds[i - 1] != Kind::Empty) {
-            continue;
-        }
-        let next = kinds[i + 1..].iter().find(|k| **k != Kind::Empty);
-        if matches!(next, None | Some(Kind::Delimiter | Kind::Marker | Kind::Quote)) {
+    let mut next: Option<Kind> = None;
+    for i in (0..lines.len()).rev() {
+        step();
+        let kind = kinds[i];
+        let follows_blank = i == 0 || kinds[i - 1] == Kind::Empty;
+        if kind == Kind::Text
+            && follows_blank
+            && matches!(next, None | Some(Kind::Delimiter | Kind::Marker | Kind::Quote))
+            && lines::is_dash_name(lines[i])
+        {
             kinds[i] = Kind::Delimiter;
         }
+        if kind != Kind::Empty {
+            next = Some(kind);
+        }
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Units of work done by the passes that look at more than one line: the tests check it grows linearly.
+    static STEPS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts one unit of multi-line work (tests only).
+#[inline]
+fn step() {
+    #[cfg(test)]
+    STEPS.with(|s| s.set(s.get() + 1));
+}
+
+#[cfg(test)]
+fn steps() -> usize {
+    STEPS.with(|s| s.get())
 }
 
 /// Indices of the lines to keep, in order.

@@ -556,7 +556,7 @@ impl Pipeline {
             .map(|r| format!("{} {}", r.address, r.status.as_deref().or(r.action.as_deref()).unwrap_or("failed")))
             .collect();
         tx.mark_bounced(outbox_id, &statuses.join(", "))?;
-        for r in bounce.recipients.iter().filter(|r| r.is_permanent()) {
+        for r in bounce.recipients.iter().filter(|r| r.suppresses_address()) {
             // Only addresses we actually mailed: a forged DSN cannot suppress arbitrary customers.
             if sent_to.iter().any(|s| s.eq_ignore_ascii_case(&r.address)) {
                 let reason = format!("bounced {} (mail <{original}>)", r.status.as_deref().unwrap_or("5.0.0"));

@@ -43,34 +43,52 @@ static DELIMITER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^(?:--|ᐧ|[-_
 static DASH_NAME: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^-\p{L}[\p{L}\p{M} .'-]{0,40}$").expect("valid regex"));
 
-/// Outlook "Original Message" separators and forward markers, after `*` and blanks are trimmed.
+/// "Original message" phrases of mail clients, in many languages (Outlook, webmail, mobile clients).
+const ORIGINAL: &str = "original\\ message|original-nachricht|ursprüngliche\\ nachricht|originalnachricht|\
+    message\\ d'origine|message\\ original|mensaje\\ original|messaggio\\ originale|oorspronkelijk\\ bericht|\
+    origineel\\ bericht|oryginalna\\ wiadomość|wiadomość\\ oryginalna|mensagem\\ original|исходное\\ сообщение|\
+    оригинальное\\ сообщение|ursprungligt\\ meddelande|originalmeddelande|opprinnelig\\ melding|\
+    original\\ melding|oprindelig\\ meddelelse|originalmeddelelse|alkuperäinen\\ viesti|upprunaleg\\ skilaboð|\
+    původní\\ zpráva|pôvodná\\ správa|eredeti\\ üzenet|orijinal\\ mesaj|özgün\\ ileti|αρχικό\\ μήνυμα|\
+    mesaj\\ original|mesajul\\ original|izvorna\\ poruka|izvirno\\ sporočilo|originalus\\ laiškas|\
+    oriģinālā\\ ziņojums|algne\\ kiri|missatge\\ original|mensaxe\\ orixinal|tin\\ nhắn\\ gốc|pesan\\ asli|\
+    原始邮件|原始郵件|原始信件|元のメッセージ|원본\\ 메시지|הודעה\\ מקורית|الرسالة\\ الأصلية";
+const FORWARDED: &str = "forwarded\\ message|weitergeleitete\\ nachricht|message\\ transféré|mensaje\\ reenviado|\
+    messaggio\\ inoltrato|doorgestuurd\\ bericht|wiadomość\\ przekazana|mensagem\\ encaminhada|\
+    пересылаемое\\ сообщение|пересланное\\ сообщение|vidarebefordrat\\ meddelande|videresendt\\ melding|\
+    videresendt\\ meddelelse|välitetty\\ viesti|přeposlaná\\ zpráva|továbbított\\ üzenet|iletilen\\ ileti|\
+    προωθημένο\\ μήνυμα|mesaj\\ redirecționat|转发的邮件|轉寄的郵件|転送されたメッセージ|전달된\\ 메시지";
+
+/// Outlook "Original Message" separators and forward markers, after `*` and blanks are trimmed: the phrase between
+/// runs of dashes or underscores, or alone on its line (some clients write it bare).
 static MARKER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
+    Regex::new(&format!(
         r"(?xi)^(?:
-          -{2,}\s*(?:original\ message|ursprüngliche\ nachricht|originalnachricht|message\ d'origine|
-             mensaje\ original|messaggio\ originale|oorspronkelijk\ bericht|oryginalna\ wiadomość|
-             mensagem\ original|исходное\ сообщение|ursprungligt\ meddelande|opprinnelig\ melding|
-             oprindelig\ meddelelse|alkuperäinen\ viesti|původní\ zpráva|eredeti\ üzenet|原始邮件|原始郵件)\s*-{2,}
-         |-{2,}\s*(?:forwarded\ message|weitergeleitete\ nachricht|message\ transféré|mensaje\ reenviado|
-             messaggio\ inoltrato|doorgestuurd\ bericht|wiadomość\ przekazana|mensagem\ encaminhada|
-             пересылаемое\ сообщение|пересланное\ сообщение|vidarebefordrat\ meddelande|videresendt\ melding|
-             videresendt\ meddelelse|转发的邮件|転送されたメッセージ)\s*-*
+          [-_=]{{2,}}\s*(?:{ORIGINAL})\s*[-_=]*
+         |(?:{ORIGINAL})\s*[-_=]{{2,}}
+         |(?:{ORIGINAL})\s*[:：]?
+         |[-_=]{{2,}}\s*(?:{FORWARDED})\s*[-_=]*
          |(?:begin\ forwarded\ message|anfang\ der\ weitergeleiteten\ (?:nachricht|e-mail)|
              début\ du\ message\ (?:réexpédié|transféré)|inicio\ del\ mensaje\ reenviado|
-             inizio\ messaggio\ inoltrato|begin\ doorgestuurd\ bericht)\s*[:：]?
-        )$",
-    )
+             inizio\ messaggio\ inoltrato|begin\ doorgestuurd\ bericht|början\ på\ vidarebefordrat\ meddelande|
+             start\ på\ videresendt\ (?:melding|meddelelse)|início\ da\ mensagem\ reencaminhada|
+             转发邮件开始|転送されたメッセージの始まり)\s*[:：]?
+        )$"
+    ))
     .expect("valid regex")
 });
 
-/// Attribution verbs at the end of an "On … wrote:" line, in many languages.
+/// Attribution verbs at the end of an "On … wrote:" line, in many languages. The colon is optional for a line that
+/// also opens like an attribution (see [`is_attribution`]).
 static ATTRIB_VERB: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         r"(?xi)(?:
-           \bwrote|\bwrites|\bschrieb\b.*|\ba\ écrit|\bescribió|\bha\ scritto|\bescreveu|\bgeschreven|\bschreef\b.*|
-           \bpisze|\bnapisał(?:\(a\)|a)?|написал(?:\(а\)|а)?|написав|написала|\bпише|\bskrev\b.*|\bkirjoitti|
-           \bírta|\bnapsal(?:\(a\)|a)?|\byazdı|写道|寫道|書きました|님이\ 작성
-         )\s*[:：]$",
+           \bwrote|\bwrites|\bschrieb\b.*|\bhat\ geschrieben|\ba\ écrit|\bescribió|\bescribio|\bha\ scritto|\bescreveu|
+           \bescribiu|\bva\ escriure|\ba\ scris|\bgeschreven|\bschreef\b.*|\bpisze|\bnapisał(?:\(a\)|a)?|написал(?:\(а\)|а)?|
+           написав|написала|\bпише|\bskrev\b.*|\bskrifaði|\bkirjoitti|\bírta|\bnapsal(?:\(a\)|a)?|\bnapísal(?:\(a\)|a)?|
+           \bje\ napisa[lo](?:\(a\)|a)?|\brašė|\brakstīja|\bkirjutas|\byazdı|έγραψε|\bđã\ viết|\bmenulis|כתב|كتب|
+           写道|寫道|書きました|のメッセージ|님이\ 작성|작성
+         )\s*[:：]?$",
     )
     .expect("valid regex")
 });
@@ -90,12 +108,15 @@ static ATTRIB_ADDRESS_COLON: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"@[^\s<>]+>\s*[:：]$").expect("valid regex"));
 
 /// A line that clearly opens an attribution: "On …", "Am …", a date.
-static ATTRIB_STRONG_START: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?i)^(?:(?:on|am|le|el|il|op|em|den|dnia|w\ dniu)\b|\d|在)").expect("valid regex"));
+static ATTRIB_STRONG_START: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^(?:(?:on|am|le|el|il|op|em|den|dnia|w\ dniu|dne|dňa|dana|vào|pada|στις|la|a)\b|\d|在|於)")
+        .expect("valid regex")
+});
 
 /// A line that may open a wrapped attribution.
 static ATTRIB_START: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^(?:on|am|le|el|il|op|em|den|dnia|w\ dniu|\d|在)\b|[<@]|^在").expect("valid regex")
+    Regex::new(r"(?i)^(?:on|am|le|el|il|op|em|den|dnia|w\ dniu|dne|dňa|dana|vào|pada|στις|\d|在)\b|[<@]|^在|^於")
+        .expect("valid regex")
 });
 
 /// Header names of quoted Outlook-style header blocks, in many languages. The first group are "From" names.
@@ -120,17 +141,21 @@ static MOBILE_SIG: LazyLock<Regex> = LazyLock::new(|| {
           |from\ my\ (?:iphone|ipad|android|mobile|phone|blackberry|samsung|galaxy|cell)\b.{0,24}
           |\S{1,30}\ from\ (?:my\ )?mobile(?:\ device|\ phone)?
           |get\ outlook\ for\ .{1,60}
-          |envoy[ée]\ (?:de|depuis)\ (?:mon|ma)\ .{1,40}
-          |enviado\ (?:desde|do|de)\ (?:mi|meu|o\ meu)\ .{1,40}
-          |inviato\ da(?:l\ mio)?\ .{1,40}
-          |(?:verzonden|verstuurd)\ (?:vanaf|met|van)\ .{1,40}
-          |von\ meinem\ .{1,40}\ gesendet\.?
+          |envoy[ée]\ (?:de|depuis|avec|à\ partir\ de)\ .{1,40}
+          |enviado\ (?:desde|do|de|com|con|a\ partir\ do)\ .{1,40}
+          |enviat\ (?:des\ de|amb)\ .{1,40}
+          |inviato\ (?:da|dal|con|tramite)\ .{1,40}
+          |(?:verzonden|verstuurd)\ (?:vanaf|met|van|via)\ .{1,40}
+          |von\ (?:meinem|meiner|unterwegs)\b.{0,40}\ gesendet\.?|gesendet\ (?:von|mit|vom|über)\ .{1,40}
           |diese\ nachricht\ wurde\ von\ meinem\ .{1,60}\ gesendet\.?
-          |wysłane\ z\ .{1,40}
-          |отправлено\ с\ .{1,40}
-          |(?:skickat|sendt|sendt)\ fr(?:å|a)n?\ min\ .{1,40}
-          |lähetetty\ .{1,30}(?:sta|stä)
-          |從我的\ ?.{1,20}?\ ?傳送|发自我的.{1,20}|.{1,20}から送信
+          |wysłane\ z\ .{1,40}|wysłano\ z\ .{1,40}|odesláno\ z\ .{1,40}|odoslané\ z\ .{1,40}
+          |отправлено\ (?:с|из)\ .{1,40}|надіслано\ (?:з|із)\ .{1,40}
+          |(?:skickat|sendt|skickad)\ (?:fr(?:å|a)n?|med|via)\ .{1,40}|lähetetty\ .{1,30}(?:sta|stä|lla|llä)
+          |sent\ fr[aá]\ .{1,40}|.{1,30}\ (?:cihazımdan|telefonumdan)\ gönderildi|\S{1,30}?'?(?:umdan|imden|ımdan|ümden|dan|den|tan|ten)\ gönderildi
+          |στάλθηκε\ από\ .{1,40}|trimis\ de\ pe\ .{1,40}|poslano\ (?:s|sa|iz|z)\ .{1,40}|elküldve\ .{1,40}
+          |gửi\ từ\ .{1,40}|dikirim\ dari\ .{1,40}|dihantar\ dari\ .{1,40}|נשלח\ מ.{1,40}
+          |從我的\ ?.{1,20}?\ ?傳送|(?:从|從)我的\ ?.{1,20}?\ ?发送|(?:发|發)自我的.{1,20}|.{1,20}から送信|.{1,20}에서\ 보냄
+          |(?:yahoo|aol|gmx|web\.de|proton|protonmail|tutanota|zoho|yandex|mail\.ru)\ mail\ (?:for|on|app)\b.{0,30}
         )$",
     )
     .expect("valid regex")
@@ -154,19 +179,37 @@ pub(super) fn classify(line: &str) -> Kind {
     if line.len() > MAX_LINE {
         return Kind::Text;
     }
-    if DELIMITER.is_match(trimmed) {
+    // Cheap byte tests first: each regex below costs a call per line, and bodies run to millions of lines.
+    if trimmed.starts_with(['-', '_', '=', '*', '+', '—', '–', 'ᐧ']) && DELIMITER.is_match(trimmed) {
         return Kind::Delimiter;
     }
-    if is_mobile_signature(trimmed) {
+    if trimmed.len() <= MAX_SIGNATURE && is_mobile_signature(trimmed) {
         return Kind::MobileSig;
     }
-    if is_marker(trimmed) || is_attribution(trimmed) {
+    if (may_be_marker(trimmed) && is_marker(trimmed)) || is_attribution(trimmed) {
         return Kind::Marker;
     }
-    if let Some(caps) = HEADER.captures(line) {
+    if line.contains([':', '：'])
+        && let Some(caps) = HEADER.captures(line)
+    {
         return Kind::Header { from: caps.name("from").is_some() };
     }
     Kind::Text
+}
+
+/// Longest mobile signature line considered (links included); the cleaned text is at most 120 bytes.
+const MAX_SIGNATURE: usize = 300;
+/// Longest "Original Message" / forward separator line considered (long runs of dashes included).
+const MAX_MARKER: usize = 160;
+
+/// Separators have runs of dashes, underscores or equals signs, or are a short phrase alone on their line.
+fn may_be_marker(trimmed: &str) -> bool {
+    trimmed.len() <= 64 || (trimmed.len() <= MAX_MARKER && ["--", "__", "=="].iter().any(|r| trimmed.contains(r)))
+}
+
+/// Whether `s` has anything an attribution needs as evidence (see [`ATTRIB_EVIDENCE`]): a digit, `@` or 年.
+pub(super) fn may_have_evidence(s: &str) -> bool {
+    s.bytes().any(|b| b.is_ascii_digit() || b == b'@') || s.contains('年')
 }
 
 pub(super) fn is_dash_name(line: &str) -> bool {
@@ -184,6 +227,10 @@ fn is_marker(trimmed: &str) -> bool {
 }
 
 fn is_mobile_signature(trimmed: &str) -> bool {
+    // Without links or brackets the line is its own cleaned form: one match, no rewriting.
+    if !trimmed.contains(['<', '>', '(', ')', '[', ']', '*', '_']) && !trimmed.contains("http") {
+        return trimmed.len() <= 120 && MOBILE_SIG.is_match(trimmed);
+    }
     let brackets = |c: char| "<>()[]*_ \t".contains(c);
     // Links first ("Get [Outlook for Android](https://…)"), or brackets first ("<<sent by galaxy>>").
     let links_first = SIG_NOISE.replace_all(trimmed, "$1");
@@ -196,6 +243,9 @@ fn is_mobile_signature(trimmed: &str) -> bool {
 
 /// Whether `text` (one line, or a window of lines joined with spaces) is an attribution line.
 pub(super) fn is_attribution(text: &str) -> bool {
+    if !may_have_evidence(text) {
+        return false;
+    }
     let dashed = text.starts_with("--");
     let s = text.trim_matches(|c: char| c == '-' || c == '*' || c.is_whitespace());
     if s.is_empty() {
@@ -204,15 +254,17 @@ pub(super) fn is_attribution(text: &str) -> bool {
     if ATTRIB_DATE_FIRST.is_match(s) || (ATTRIB_ADDRESS_COLON.is_match(s) && ATTRIB_EVIDENCE.is_match(s)) {
         return true;
     }
-    // "---- On Tue, 22 Dec 2015 … wrote ----" has no colon.
-    let with_colon;
-    let s = if dashed && !s.ends_with(':') {
-        with_colon = format!("{s}:");
-        with_colon.as_str()
-    } else {
-        s
-    };
-    ATTRIB_VERB.is_match(s) && ATTRIB_EVIDENCE.is_match(s)
+    if !ATTRIB_VERB.is_match(s) || !ATTRIB_EVIDENCE.is_match(s) {
+        return false;
+    }
+    // Without its colon ("---- On Tue, 22 Dec 2015 … wrote ----", "On Mon, … <a@b.c> wrote") a line must also open
+    // like an attribution, so prose ending in "wrote" stays text.
+    s.ends_with([':', '：']) || dashed || ATTRIB_STRONG_START.is_match(s)
+}
+
+/// Whether a line ends with an attribution verb (colon or not): it may close a wrapped attribution.
+pub(super) fn ends_with_attribution_verb(line: &str) -> bool {
+    line.len() <= MAX_LINE && ATTRIB_VERB.is_match(line.trim_end_matches(|c: char| c == '-' || c.is_whitespace()))
 }
 
 /// Whether a line may start a wrapped attribution (the first line of a window of two or more).
