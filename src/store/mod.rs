@@ -4,6 +4,7 @@
 mod agents;
 mod migrate;
 mod outbox;
+mod parties;
 mod read;
 mod write;
 
