@@ -10,7 +10,8 @@
 #   base64    a 25,000,000-byte mail whose text/plain body is base64 on one single line
 #   cc100k    a mail with 100,000 Cc addresses (about 2.6 MB of header), then an agent's answer on its ticket
 #   cc100k-uncapped  the same with limits.max_ticket_parties = 1000000: all 100,000 addresses on the answer
-# For each case and run: wall time and peak RSS of the whole `postdesk ingest` process (/usr/bin/time -v) on a fresh
+# For each case and run: wall time, CPU time (user + system) and peak RSS of the whole `postdesk ingest` process
+# (/usr/bin/time -v; the database is written with synchronous=FULL, so wall time includes the fsyncs) on a fresh
 # state directory, and the stage times inside it (cargo example hostile_stages: pre-scan, MIME parse, HTML, reply
 # stripping, classification, rules, quoting, rendering, message building). Min/median/max over the runs.
 # Needs python3 (to write the mails), sqlite3 (to read the agent's notification) and GNU time.
@@ -113,10 +114,11 @@ EOF
 timed_ingest() { # DIR FILE RESULT
   /usr/bin/time -v -o "$1/time.txt" "$BIN" --config "$1/postdesk.toml" ingest "$2" >"$1/ingest.out" 2>"$1/ingest.err" ||
     die "ingest $2 failed: $(cat "$1/ingest.err")"
-  local wall kb
+  local wall kb cpu
   wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s}' "$1/time.txt")
   kb=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$1/time.txt")
-  echo "$wall $kb" >>"$3"
+  cpu=$(awk -F': ' '/(User|System) time/ {s += $2} END {print s}' "$1/time.txt")
+  echo "$wall $kb $cpu" >>"$3"
 }
 
 # The agent answers the notification about the 100k-Cc ticket: In-Reply-To its signed Message-ID, to its Reply-To.
@@ -137,7 +139,10 @@ stats() { # FILE COLUMN -> "min / median / max"
   sort -g -k"$2" "$1" | awk -v c="$2" '{v[NR] = $c} END {printf "%s / %s / %s", v[1], v[int((NR + 1) / 2)], v[NR]}'
 }
 
-printf '%-16s %-8s %-28s %-28s\n' CASE STEP "SECONDS min/med/max" "PEAK RSS KB min/med/max"
+row() { # CASE STEP FILE
+  printf '%-16s %-7s %-20s %-20s %-26s\n' "$1" "$2" "$(stats "$3" 1)" "$(stats "$3" 3)" "$(stats "$3" 2)"
+}
+printf '%-16s %-7s %-20s %-20s %-26s\n' CASE STEP "WALL s min/med/max" "CPU s min/med/max" "PEAK RSS KB min/med/max"
 for case in "${CASES[@]}"; do
   mail=$WORK/${case%-uncapped}.eml
   [[ -f $mail ]] || die "unknown case $case"
@@ -157,9 +162,8 @@ for case in "${CASES[@]}"; do
       echo "$case run $run: the answer went to $cc recipients" >&2
     fi
   done
-  printf '%-16s %-8s %-28s %-28s\n' "$case" ingest "$(stats "$WORK/$case.ingest" 1)" "$(stats "$WORK/$case.ingest" 2)"
-  [[ -s $WORK/$case.answer ]] &&
-    printf '%-16s %-8s %-28s %-28s\n' "$case" answer "$(stats "$WORK/$case.answer" 1)" "$(stats "$WORK/$case.answer" 2)"
+  row "$case" ingest "$WORK/$case.ingest"
+  [[ -s $WORK/$case.answer ]] && row "$case" answer "$WORK/$case.answer"
 done
 
 echo

@@ -409,6 +409,32 @@ mod tests {
     }
 
     #[test]
+    fn many_cc_are_built_as_one_header_each_address_once() {
+        // Issue 10: lettre's per-address `cc()` re-parsed the whole header for each address added (8,000 Cc took
+        // 39 s, 100,000 never finished). Built as one list, 20,000 take a moment even unoptimised.
+        let cc: Vec<Address> = (0..20_000).map(|i| Address::new(None, &format!("user{i}@cc{}.test", i % 7))).collect();
+        let raw = build(&OutgoingMail { cc: cc.clone(), ..sample() }).unwrap();
+        assert_eq!(header_names(&text(&raw)).iter().filter(|n| *n == "cc").count(), 1);
+        let parsed = parse_mail(&raw, &Limits::default()).unwrap();
+        assert_eq!(parsed.cc.len(), cc.len());
+        assert_eq!(parsed.cc[19_999].email, "user19999@cc0.test");
+    }
+
+    #[test]
+    fn terminal_escapes_in_subject_and_names_are_shown_escaped_in_headers_and_text() {
+        let mail = OutgoingMail {
+            subject: "Printer \x1b]0;owned\x07 \u{202e}fire".into(),
+            to: vec![Address::new(Some("Carol \x1b[2J"), "carol@customer.test")],
+            text: "agent text \x1b[31m\r\n".into(),
+            ..sample()
+        };
+        let parsed = parse_mail(&build(&mail).unwrap(), &Limits::default()).unwrap();
+        assert_eq!(parsed.subject, "Printer \\x1b]0;owned\\x07 \\u{202e}fire");
+        assert_eq!(parsed.to[0].name.as_deref(), Some("Carol \\x1b[2J"));
+        assert_eq!(parsed.text.trim_end(), "agent text \\x1b[31m");
+    }
+
+    #[test]
     fn long_reference_chains_keep_root_and_newest() {
         let refs: Vec<String> = (0..30).map(|i| format!("m{i}@x")).collect();
         let kept = trimmed_references(&refs);
