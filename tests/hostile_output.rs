@@ -153,3 +153,28 @@ fn queued(kind: &str, env: &Env) -> Vec<Vec<u8>> {
     let due = store.due_outbox(i64::MAX, 1000).unwrap();
     due.into_iter().filter(|d| ids.contains(&d.message_id)).map(|d| d.raw).collect()
 }
+
+#[test]
+fn huge_subject_names_filenames_and_headers_are_cut_when_parsed() {
+    // Issue 10: a 20 MB subject became a 20 MB ticket title, acknowledgement subject and list line (276 MB peak);
+    // 900,000 header lines cost 250 MB. What a person can read is kept, the rest cut.
+    let long = "word ".repeat(200_000);
+    let junk: String = (0..5000).map(|i| format!("X-Junk-{i}: {i}\r\n")).collect();
+    let raw = format!(
+        "From: \"{long}\" <carol@customer.test>\r\nTo: support@example.test, {}@x.test\r\nSubject: {long}\r\n\
+         X-Big: {long}\r\n{junk}MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+         Content-Type: text/plain\r\n\r\nhi\r\n--b\r\nContent-Type: application/pdf\r\n\
+         Content-Disposition: attachment; filename=\"{}.pdf\"\r\n\r\ndata\r\n--b--\r\n",
+        "a".repeat(300),
+        "f".repeat(1000)
+    );
+    let mail = postdesk::parse::parse_mail(raw.as_bytes(), &Limits::default()).unwrap();
+    assert_eq!(mail.subject.chars().count(), 1001, "1000 characters and an ellipsis");
+    assert!(mail.subject.ends_with('…'));
+    assert_eq!(mail.from.as_ref().unwrap().name.as_ref().unwrap().chars().count(), 257);
+    assert_eq!(mail.to.len(), 1, "an address over 254 bytes (RFC 5321 §4.5.3.1.3) is dropped");
+    assert_eq!(mail.attachments[0].filename.as_ref().unwrap().chars().count(), 256);
+    assert_eq!(mail.headers.len(), 1000, "the first 1000 headers are kept");
+    let big = mail.header("X-Big").unwrap();
+    assert!(big.len() <= 64 * 1024, "a header value is decoded from its first 64 KiB, not {}", big.len());
+}
