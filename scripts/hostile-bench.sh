@@ -10,6 +10,8 @@
 #   base64    a 25,000,000-byte mail whose text/plain body is base64 on one single line
 #   cc100k    a mail with 100,000 Cc addresses (about 2.6 MB of header), then an agent's answer on its ticket
 #   cc100k-uncapped  the same with limits.max_ticket_parties = 1000000: all 100,000 addresses on the answer
+#   html20    a 20 MB text/html body (HTML to text converts its first MiB)
+#   subject20 a 20 MB Subject header of plain words
 # For each case and run: wall time, CPU time (user + system) and peak RSS of the whole `postdesk ingest` process
 # (/usr/bin/time -v; the database is written with synchronous=FULL, so wall time includes the fsyncs) on a fresh
 # state directory, and the stage times inside it (cargo example hostile_stages: pre-scan, MIME parse, HTML, reply
@@ -35,7 +37,7 @@ while (($#)); do
   *) CASES+=("$1"); shift ;;
   esac
 done
-((${#CASES[@]})) || CASES=(plain20 quoted1m base64 cc100k cc100k-uncapped)
+((${#CASES[@]})) || CASES=(plain20 quoted1m base64 cc100k cc100k-uncapped html20 subject20)
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "--runs takes a positive number"
 for tool in python3 sqlite3; do command -v $tool >/dev/null || die "$tool not found"; done
 [[ -x /usr/bin/time ]] || die "/usr/bin/time (GNU time) not found: apt-get install time"
@@ -76,6 +78,14 @@ prefix = (head.format(subject="One-line base64", mid="base64") +
 raw_len = (25_000_000 - len(prefix) - 2) // 4 * 3
 text = ("\n".join(prose_lines(raw_len)) + "\n").encode()[:raw_len]
 write("base64", prefix + base64.b64encode(text) + b"\r\n")
+
+html = "".join("<p>" + " ".join(prose_lines(300)) + " <b>bold</b> <a href=\"https://x.test/\">link</a></p>\r\n"
+               for _ in range(20_000_000 // 360))
+write("html20", (head.format(subject="Big HTML", mid="html20") +
+      "Content-Type: text/html; charset=utf-8\r\n\r\n<html><body>" + html + "</body></html>\r\n").encode())
+
+write("subject20", (head.format(subject="word " * 4_000_000, mid="subject20") +
+      "Content-Type: text/plain; charset=utf-8\r\n\r\nThe subject says it all.\r\n").encode())
 
 cc = ",\r\n ".join(f"user{i}@cc{i % 97}.test" for i in range(100_000))
 write("cc100k", (head.format(subject="Many copies", mid="cc100k") + f"Cc: {cc}\r\n" +
