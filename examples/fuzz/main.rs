@@ -11,7 +11,7 @@
 //!
 //! A run fails (exit 1) on any panic, even one the code under test catches itself (`parse_mail` turns parser panics
 //! into a quarantine, which would hide them), and on any input that takes longer than `--slow` seconds (2 by
-//! default). Failing inputs are written to `target/fuzz-failures/` for `--replay`. The random seed is printed, so a
+//! default); an input still running after five times that is a hang and ends the run at once. Failing inputs are written to `target/fuzz-failures/` for `--replay`. The random seed is printed, so a
 //! run can be repeated exactly with `--seed`.
 
 mod targets;
@@ -28,6 +28,10 @@ use targets::Target;
 
 /// The message of the last panic, caught or not: set by the hook, taken after each input.
 static PANICKED: Mutex<Option<String>> = Mutex::new(None);
+/// The input being run, its target and since when: the watchdog saves it when it hangs.
+static RUNNING: Mutex<Option<(&'static str, Vec<u8>, Instant)>> = Mutex::new(None);
+/// An input still running after this many times `--slow` is a hang: saved, reported, and the run ends (exit 1).
+const HANG_FACTOR: u32 = 5;
 
 struct Options {
     seconds: f64,
@@ -63,6 +67,7 @@ fn main() {
             .unwrap_or_default();
         *PANICKED.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{message}{location}"));
     }));
+    start_watchdog(options.slow * HANG_FACTOR);
     let all = targets::all();
     if let Some((name, files)) = &options.replay {
         let Some(target) = all.iter().find(|t| t.name == name) else {
@@ -131,8 +136,10 @@ fn fuzz(target: &Target, budget: Duration, options: &Options) -> Stats {
 fn execute(target: &Target, input: &[u8], options: &Options, stats: &mut Stats) {
     PANICKED.lock().unwrap_or_else(|e| e.into_inner()).take();
     let start = Instant::now();
+    *RUNNING.lock().unwrap_or_else(|e| e.into_inner()) = Some((target.name, input.to_vec(), start));
     let unwound = panic::catch_unwind(AssertUnwindSafe(|| (target.run)(input))).is_err();
     let took = start.elapsed();
+    RUNNING.lock().unwrap_or_else(|e| e.into_inner()).take();
     stats.executions += 1;
     stats.slowest = stats.slowest.max(took);
     let panicked = PANICKED.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -145,6 +152,26 @@ fn execute(target: &Target, input: &[u8], options: &Options, stats: &mut Stats) 
         stats.slow += 1;
         println!("fuzz {}: SLOW {took:?}; input saved as {}", target.name, save(target, input).display());
     }
+}
+
+/// Ends the run when one input takes longer than `limit`: a hang would otherwise never report anything.
+fn start_watchdog(limit: Duration) {
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(Duration::from_millis(200));
+            let running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((name, input, since)) = running.as_ref().filter(|(_, _, since)| since.elapsed() > limit) {
+                let path = save_named(name, input);
+                println!(
+                    "fuzz {name}: HANG, still running after {:?}; input saved as {}",
+                    since.elapsed(),
+                    path.display()
+                );
+                println!("fuzz: FAILED; inputs are in target/fuzz-failures/ (replay with --replay TARGET FILE)");
+                std::process::exit(1);
+            }
+        }
+    });
 }
 
 fn mutate(input: &mut Vec<u8>, corpus: &[Vec<u8>], target: &Target, rng: &mut SmallRng) {
@@ -205,9 +232,13 @@ fn read_corpus(dir: &Path) -> Vec<Vec<u8>> {
 }
 
 fn save(target: &Target, input: &[u8]) -> PathBuf {
+    save_named(target.name, input)
+}
+
+fn save_named(name: &str, input: &[u8]) -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fuzz-failures");
     let _ = std::fs::create_dir_all(&dir);
-    let path = dir.join(format!("{}-{:016x}", target.name, hash_bytes(input)));
+    let path = dir.join(format!("{name}-{:016x}", hash_bytes(input)));
     let _ = std::fs::write(&path, input);
     path
 }

@@ -133,11 +133,13 @@ fn strip_reply(input: &[u8]) {
     let _ = strip::visible_text(&text(input));
 }
 
-/// The first line, when it holds `{number}`, is the token format; the rest is the subject.
+/// The first line, when it is a token format the config accepts (`{number}` once, text before it), is the format;
+/// the rest is the subject.
 fn subject(input: &[u8]) {
     let s = text(input);
+    let valid = |f: &str| f.matches("{number}").count() == 1 && !TokenFormat::new(f).prefix().trim().is_empty();
     let (format, subject) = match s.split_once('\n') {
-        Some((f, rest)) if f.contains("{number}") => (f, rest),
+        Some((f, rest)) if valid(f) => (f, rest),
         _ => ("[Ticket#{number}]", s.as_str()),
     };
     let tokens = TokenFormat::new(format);
