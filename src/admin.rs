@@ -7,6 +7,7 @@ use crate::agents::notify::Event;
 use clap::Subcommand;
 
 use crate::exit::{EX_CONFIG, EX_NOINPUT, EX_USAGE, Failure};
+use crate::inert::line;
 use crate::report::print_json;
 use crate::setup::{load_config, open_store};
 
@@ -131,8 +132,8 @@ pub fn agent(config_path: &Path, command: AgentCommand) -> Result<(), Failure> {
                     let off: Vec<&str> = a.notify.iter().filter(|(_, on)| !on).map(|(e, _)| e.as_str()).collect();
                     crate::say!(
                         "{:<32} {:<20} {:<8} roles: {:<20} queues: {}{}",
-                        a.address,
-                        a.name,
+                        line(&a.address),
+                        line(&a.name),
                         if a.enabled { "enabled" } else { "DISABLED" },
                         a.roles.join(","),
                         a.queues.join(","),
@@ -205,7 +206,12 @@ pub fn role(config_path: &Path, command: RoleCommand) -> Result<(), Failure> {
                 print_json(&roles);
             } else {
                 for r in roles {
-                    crate::say!("{:<20} queues: {:<30} agents: {}", r.name, r.queues.join(","), r.agents.join(","));
+                    crate::say!(
+                        "{:<20} queues: {:<30} agents: {}",
+                        line(&r.name),
+                        line(&r.queues.join(",")),
+                        line(&r.agents.join(","))
+                    );
                 }
             }
         }
@@ -256,13 +262,15 @@ pub fn queue(config_path: &Path, command: QueueCommand) -> Result<(), Failure> {
                 for q in rows {
                     crate::say!(
                         "{:<14} {:<30} templates {:<10} members: {}",
-                        q["name"].as_str().unwrap_or(""),
-                        q["address"].as_str().unwrap_or(""),
-                        q["templates"].as_str().unwrap_or(""),
-                        q["members"]
-                            .as_array()
-                            .map(|m| m.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(", "))
-                            .unwrap_or_default()
+                        line(q["name"].as_str().unwrap_or("")),
+                        line(q["address"].as_str().unwrap_or("")),
+                        line(q["templates"].as_str().unwrap_or("")),
+                        line(
+                            &q["members"]
+                                .as_array()
+                                .map(|m| m.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(", "))
+                                .unwrap_or_default()
+                        )
                     );
                 }
             }

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use crate::admin::{AgentCommand, QueueCommand, RoleCommand};
 use crate::config::{self, Config};
 use crate::exit::{EX_CANTCREAT, EX_CONFIG, EX_DATAERR, EX_NOINPUT, EX_SOFTWARE, EX_USAGE, Failure};
+use crate::inert::line;
 use crate::ingest::files::{Input, read_input};
 use crate::pipeline::{Incoming, Pipeline};
 use crate::report::print_json;
@@ -245,7 +246,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("postdesk: {}", f.message);
+            eprintln!("postdesk: {}", crate::inert::text(&f.message));
             ExitCode::from(f.code)
         }
     }
@@ -343,8 +344,8 @@ fn ticket(config_path: &Path, command: TicketCommand) -> Result<(), Failure> {
                         t.state,
                         t.queue,
                         t.priority,
-                        t.customer,
-                        t.subject
+                        line(&t.customer),
+                        line(&t.subject)
                     );
                 }
             }
@@ -353,7 +354,12 @@ fn ticket(config_path: &Path, command: TicketCommand) -> Result<(), Failure> {
             let raw = store.raw_message(article)?.ok_or_else(|| {
                 Failure::new(EX_NOINPUT, format!("article {article} has no stored mail (or does not exist)"))
             })?;
-            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), &raw);
+            // Exact bytes for a pipe or file; on a terminal the mail is shown with its control characters escaped.
+            if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                crate::say_raw!("{}", String::from_utf8_lossy(&raw));
+            } else {
+                let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), &raw);
+            }
         }
         TicketCommand::Attachment { number, sha256, output } => {
             let bytes = attachment_of_ticket(&store, &config, &number, &sha256)?;
@@ -531,9 +537,10 @@ fn outbox(config_path: &Path, command: OutboxCommand) -> Result<(), Failure> {
                 crate::say!("outbox is empty");
             } else {
                 for r in rows {
-                    let error = r.last_error.as_deref().map(|e| format!("  last error: {e}")).unwrap_or_default();
-                    let bounced = r.bounced.as_deref().map(|b| format!("  BOUNCED: {b}")).unwrap_or_default();
-                    let note = r.admin_note.as_deref().map(|n| format!("  note: {n}")).unwrap_or_default();
+                    let error =
+                        r.last_error.as_deref().map(|e| format!("  last error: {}", line(e))).unwrap_or_default();
+                    let bounced = r.bounced.as_deref().map(|b| format!("  BOUNCED: {}", line(b))).unwrap_or_default();
+                    let note = r.admin_note.as_deref().map(|n| format!("  note: {}", line(n))).unwrap_or_default();
                     let bounced = format!("{bounced}{note}");
                     crate::say!(
                         "#{:<5} {:<7} {:<16} ticket {:<18} to {}  attempts {}{error}{bounced}",
@@ -541,7 +548,7 @@ fn outbox(config_path: &Path, command: OutboxCommand) -> Result<(), Failure> {
                         r.state,
                         r.kind,
                         r.ticket.as_deref().unwrap_or("-"),
-                        r.recipients.join(", "),
+                        line(&r.recipients.join(", ")),
                         r.attempts
                     );
                 }
@@ -604,7 +611,12 @@ fn suppress(config_path: &Path, command: SuppressCommand) -> Result<(), Failure>
                 crate::say!("no suppressed addresses");
             } else {
                 for r in rows {
-                    crate::say!("{:<40} {}  since {}", r.address, r.reason, crate::report::format_time(r.created_at));
+                    crate::say!(
+                        "{:<40} {}  since {}",
+                        line(&r.address),
+                        line(&r.reason),
+                        crate::report::format_time(r.created_at)
+                    );
                 }
             }
         }
@@ -629,7 +641,7 @@ fn quarantine_list(config_path: &Path, limit: u32, json: bool) -> Result<(), Fai
         print_json(&items);
     } else {
         for q in items {
-            crate::say!("#{:<5} {:<8} {:>10} bytes  {}  {}", q.id, q.status, q.size, q.source, q.reason);
+            crate::say!("#{:<5} {:<8} {:>10} bytes  {}  {}", q.id, q.status, q.size, line(&q.source), line(&q.reason));
         }
     }
     Ok(())

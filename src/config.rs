@@ -139,6 +139,15 @@ pub struct Limits {
     pub max_mime_parts: usize,
     #[serde(default = "default_max_nesting_depth")]
     pub max_nesting_depth: usize,
+    /// At most this many addresses are parties of one ticket (customer and Cc): answers go to at most this many.
+    #[serde(default = "default_max_ticket_parties")]
+    pub max_ticket_parties: usize,
+    /// Rules match `body` conditions against at most this many bytes from the start of the new text.
+    #[serde(default = "default_max_rule_body_bytes")]
+    pub max_rule_body_bytes: usize,
+    /// Mail we write quotes at most this many bytes of a customer's text (acknowledgements, notifications).
+    #[serde(default = "default_max_quoted_bytes")]
+    pub max_quoted_bytes: usize,
 }
 
 fn default_max_message_bytes() -> usize {
@@ -150,6 +159,15 @@ fn default_max_mime_parts() -> usize {
 fn default_max_nesting_depth() -> usize {
     16
 }
+fn default_max_ticket_parties() -> usize {
+    100
+}
+fn default_max_rule_body_bytes() -> usize {
+    64 * 1024
+}
+fn default_max_quoted_bytes() -> usize {
+    4 * 1024
+}
 
 impl Default for Limits {
     fn default() -> Self {
@@ -157,6 +175,9 @@ impl Default for Limits {
             max_message_bytes: default_max_message_bytes(),
             max_mime_parts: default_max_mime_parts(),
             max_nesting_depth: default_max_nesting_depth(),
+            max_ticket_parties: default_max_ticket_parties(),
+            max_rule_body_bytes: default_max_rule_body_bytes(),
+            max_quoted_bytes: default_max_quoted_bytes(),
         }
     }
 }
@@ -520,6 +541,9 @@ impl Config {
         }
         if l.max_mime_parts == 0 || l.max_nesting_depth == 0 {
             bad("limits", "max_mime_parts and max_nesting_depth must be at least 1".into());
+        }
+        if l.max_ticket_parties == 0 {
+            bad("limits.max_ticket_parties", "must be at least 1: the customer is a party".into());
         }
         let mut names: Vec<&str> = self.queues.iter().map(|q| q.name.as_str()).collect();
         names.sort_unstable();

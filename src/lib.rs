@@ -6,11 +6,12 @@
 #![forbid(unsafe_code)]
 
 /// Prints a line to stdout, ignoring write errors: `postdesk ticket list | head` must end quietly when the reader
-/// goes away, not panic on the broken pipe.
+/// goes away, not panic on the broken pipe. Control characters are shown escaped ([`inert::text`]): whatever a
+/// value holds, a human-readable line cannot drive the terminal. Exact output (JSON, raw mail) does not use it.
 #[macro_export]
 macro_rules! say {
     () => {{ let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), b"\n"); }};
-    ($($arg:tt)*) => {{ let _ = std::io::Write::write_fmt(&mut std::io::stdout().lock(), format_args!("{}\n", format_args!($($arg)*))); }};
+    ($($arg:tt)*) => {{ $crate::say_raw!("{}\n", format_args!($($arg)*)); }};
 }
 
 /// Writes each item on a line of its own: how the lists of load errors (rules, templates) display.
@@ -27,7 +28,10 @@ pub(crate) fn write_lines<T: std::fmt::Display>(f: &mut std::fmt::Formatter<'_>,
 /// Like [`say!`] without the newline.
 #[macro_export]
 macro_rules! say_raw {
-    ($($arg:tt)*) => {{ let _ = std::io::Write::write_fmt(&mut std::io::stdout().lock(), format_args!($($arg)*)); }};
+    ($($arg:tt)*) => {{
+        let text = format!($($arg)*);
+        let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), $crate::inert::text(&text).as_bytes());
+    }};
 }
 
 pub mod act;
@@ -41,6 +45,7 @@ pub mod config_errors;
 pub mod daemon;
 pub mod exit;
 pub mod health;
+pub mod inert;
 pub mod ingest;
 pub mod logging;
 pub mod metrics;

@@ -1,28 +1,30 @@
-//! Plain-text renderings for people: `ticket show`, `status`.
+//! Plain-text renderings for people: `ticket show`, `status`. Every value that came from mail goes through
+//! [`crate::inert::line`] (one line, control characters escaped); bodies keep their lines (see [`crate::say_raw!`]).
 
 use std::fmt::Write;
 
+use crate::inert::line;
 use crate::store::{OutboxCounts, ReplyBudget, StatusCounts, TicketDetail};
 
 pub fn ticket_text(d: &TicketDetail) -> String {
     let t = &d.ticket;
     let mut out = String::new();
-    let _ = writeln!(out, "Ticket {}  {}", t.number, t.subject);
+    let _ = writeln!(out, "Ticket {}  {}", t.number, line(&t.subject));
     let _ = writeln!(
         out,
         "  state {}  queue {}  priority {}  owner {}",
         t.state,
         t.queue,
         t.priority,
-        t.owner.as_deref().unwrap_or("-")
+        line(t.owner.as_deref().unwrap_or("-"))
     );
     let customer = match &d.customer_name {
-        Some(name) => format!("{name} <{}>", t.customer),
-        None => t.customer.clone(),
+        Some(name) => format!("{} <{}>", line(name), line(&t.customer)),
+        None => line(&t.customer).into_owned(),
     };
     let _ = writeln!(out, "  customer {customer}");
     if !d.tags.is_empty() {
-        let _ = writeln!(out, "  tags {}", d.tags.join(", "));
+        let _ = writeln!(out, "  tags {}", line(&d.tags.join(", ")));
     }
     if let Some(c) = &d.claimed_number {
         let _ =
@@ -34,17 +36,17 @@ pub fn ticket_text(d: &TicketDetail) -> String {
     if !d.rules.is_empty() {
         let _ = writeln!(out, "  rules fired:");
         for r in &d.rules {
-            let _ = writeln!(out, "    article {}: {} ({})", r.article_id, r.rule, r.file);
+            let _ = writeln!(out, "    article {}: {} ({})", r.article_id, line(&r.rule), line(&r.file));
         }
     }
     for a in &d.articles {
         let _ = writeln!(out);
-        let who = a.sender.as_deref().unwrap_or("(no sender)");
+        let who = line(a.sender.as_deref().unwrap_or("(no sender)"));
         let kind = if a.internal { "note" } else { a.direction.as_str() };
         let _ = writeln!(out, "--- article {} [{kind}, {}] from {who}", a.id, a.classification);
-        let _ = writeln!(out, "    Subject: {}", a.subject);
+        let _ = writeln!(out, "    Subject: {}", line(&a.subject));
         if let Some(id) = &a.message_id {
-            let _ = writeln!(out, "    Message-ID: <{id}>");
+            let _ = writeln!(out, "    Message-ID: <{}>", line(id));
         }
         if let Some(d) = a.duplicate_of {
             let _ = writeln!(out, "    flagged: reuses the Message-ID of article {d} with different content");
@@ -53,21 +55,22 @@ pub fn ticket_text(d: &TicketDetail) -> String {
             let _ = writeln!(
                 out,
                 "    attachment: {} ({}, {} bytes) sha256 {}",
-                f.filename.as_deref().unwrap_or("(unnamed)"),
-                f.content_type,
+                line(f.filename.as_deref().unwrap_or("(unnamed)")),
+                line(&f.content_type),
                 f.size,
                 &f.sha256[..f.sha256.len().min(12)]
             );
         }
         let _ = writeln!(out);
-        for line in a.visible_text.lines() {
-            let _ = writeln!(out, "    {line}");
+        // Lines of the body as they are; the control characters in them are escaped on output (`say_raw!`).
+        for body_line in a.visible_text.lines() {
+            let _ = writeln!(out, "    {}", crate::inert::text(body_line));
         }
     }
     if !d.history.is_empty() {
         let _ = writeln!(out, "\nhistory:");
         for h in &d.history {
-            let _ = writeln!(out, "  {} {} {} {}", format_time(h.at), h.actor, h.event, h.detail);
+            let _ = writeln!(out, "  {} {} {} {}", format_time(h.at), line(&h.actor), line(&h.event), line(&h.detail));
         }
     }
     out
@@ -85,7 +88,7 @@ pub fn status_text(s: &StatusCounts, outbox: &OutboxCounts, running: bool, now: 
             let _ = writeln!(out, "daemon:      connected since {} ({} ago)", format_time(at), ago(now - at));
         }
         Some((_, at)) => {
-            let why = fact("last_error").map(|(v, _)| v).unwrap_or("unknown");
+            let why = line(fact("last_error").map(|(v, _)| v).unwrap_or("unknown"));
             let _ = writeln!(out, "daemon:      NOT connected since {} ({}): {why}", format_time(at), ago(now - at));
         }
         None => {
@@ -194,7 +197,9 @@ fn ago(seconds: i64) -> String {
     }
 }
 
-/// JSON for scripts, pretty-printed.
+/// JSON for scripts, pretty-printed and exact: serde_json escapes control characters in strings itself, so this
+/// bypasses [`crate::say!`]'s escaping.
 pub fn print_json<T: serde::Serialize>(value: &T) {
-    crate::say!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")));
+    let json = serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), format!("{json}\n").as_bytes());
 }

@@ -6,7 +6,7 @@ use tracing::info;
 
 pub use crate::model::TicketFacts;
 use crate::model::{Address, InboundMail};
-use crate::outbound::templates::{ArticleInfo, Person, Rendered, TemplateContext, TicketInfo};
+use crate::outbound::templates::{ArticleInfo, Person, Rendered, TemplateContext, TicketInfo, excerpt};
 use crate::outbound::{
     AutoSubmitted, OutgoingMail, ReplyPolicyInput, Signer, auto_reply_blocker, build, normalise_sender,
 };
@@ -188,10 +188,12 @@ impl Responder<'_> {
         to: &Address,
         now: i64,
     ) -> TemplateContext {
+        // Mail we write quotes an excerpt, never a whole body: a 20 MB mail must not become 20 MB per recipient.
+        let max = self.setup.config.limits.max_quoted_bytes;
         let article = ArticleInfo {
             subject: mail.subject.clone(),
-            text: mail.text.clone(),
-            visible_text: mail.visible_text.clone(),
+            text: excerpt(&mail.text, max),
+            visible_text: excerpt(&mail.visible_text, max),
             from: mail.from.as_ref().map(display_address).unwrap_or_default(),
             date: crate::report::format_time(mail.date.unwrap_or(now)),
         };

@@ -102,7 +102,7 @@ impl Setup {
                 message: "rules directory does not exist; create it (it may be empty) or fix rules.dir".into(),
             }]));
         }
-        RuleSet::load_dir(dir, &vocab)
+        RuleSet::load_dir(dir, &vocab).map(|rules| rules.with_body_limit(config.limits.max_rule_body_bytes))
     }
 
     /// The same config and templates with another rule set (hot reload of rules).

@@ -72,9 +72,16 @@ impl TokenFormat {
     pub fn find_all(&self, subject: &str) -> Vec<FoundToken> {
         let mut found = Vec::new();
         let lower = subject.to_lowercase();
-        // Lowercasing can change byte lengths outside ASCII; only then fall back to an exact-case search.
-        let haystack = if lower.len() == subject.len() { lower.as_str() } else { subject };
-        let needle = if lower.len() == subject.len() { self.prefix.to_lowercase() } else { self.prefix.clone() };
+        // Positions in the lowercase copy are used on the subject, so it is searched only when lowercasing keeps
+        // every character's byte length: the totals can match while offsets shift ('ẞ' shrinks, 'İ' grows), and a
+        // shifted offset inside a character panicked (found by fuzzing). Otherwise: an exact-case search.
+        let same_offsets = subject.chars().all(|c| c.to_lowercase().map(char::len_utf8).sum::<usize>() == c.len_utf8());
+        let haystack = if same_offsets { lower.as_str() } else { subject };
+        let needle = if same_offsets { self.prefix.to_lowercase() } else { self.prefix.clone() };
+        // An empty prefix would match everywhere without moving on; the config refuses such a format.
+        if needle.is_empty() {
+            return found;
+        }
         let mut from = 0;
         while let Some(pos) = haystack[from..].find(&needle) {
             let start = from + pos;
@@ -168,6 +175,17 @@ mod tests {
         assert_eq!(f.strip(s), "RE: Printer on fire");
         assert!(f.find_all("[Ticket#] nothing [Ticket#12").is_empty());
         assert_eq!(f.render("1"), "[Ticket#1]");
+    }
+
+    #[test]
+    fn a_subject_whose_lowercase_shifts_byte_offsets_does_not_panic() {
+        // 'İ' lowercases to a longer "i̇", the Kelvin sign to a shorter 'k': the same total length, but every
+        // offset after the first 'İ' is one byte off, inside the 'é' (found by the fuzz run, examples/fuzz).
+        let f = TokenFormat::new("[Ticket#{number}]");
+        let s = "Ré: İstanbul [Ticket#éé [TİCKET#2026112310000002] \u{212a} x [Ticket#2026112310000029]";
+        let found: Vec<String> = f.find_all(s).into_iter().map(|t| t.number).collect();
+        assert_eq!(found, vec!["2026112310000029"], "exact case where lowercasing would shift offsets");
+        assert_eq!(TokenFormat::new("{number}").find_all("12 34"), vec![], "an empty prefix finds nothing");
     }
 
     #[test]

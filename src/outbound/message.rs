@@ -6,8 +6,8 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lettre::Message;
-use lettre::message::header::{ContentTransferEncoding, ContentType, Header, HeaderName, HeaderValue};
-use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
+use lettre::message::header::{self, ContentTransferEncoding, ContentType, Header, HeaderName, HeaderValue};
+use lettre::message::{Body, Mailbox, Mailboxes, MultiPart, SinglePart};
 use sha2::{Digest, Sha256};
 
 use crate::model::Address;
@@ -92,11 +92,13 @@ pub fn build(mail: &OutgoingMail) -> Result<Vec<u8>, BuildError> {
         .date(system_time(mail.date))
         .message_id(Some(format!("<{}>", mail.message_id)))
         .header(LoopMarker(mail.loop_marker.clone()));
-    for to in &mail.to {
-        builder = builder.to(mailbox("To", to)?);
+    // Each list is built once and set as one header: lettre's `to()`/`cc()` re-read the whole header for every
+    // mailbox added, quadratic in the number of recipients (a ticket with 100,000 Cc never finished).
+    if !mail.to.is_empty() {
+        builder = builder.mailbox(header::To::from(mailboxes("To", &mail.to)?));
     }
-    for cc in &mail.cc {
-        builder = builder.cc(mailbox("Cc", cc)?);
+    if !mail.cc.is_empty() {
+        builder = builder.mailbox(header::Cc::from(mailboxes("Cc", &mail.cc)?));
     }
     if let Some(reply_to) = &mail.reply_to {
         builder = builder.reply_to(mailbox("Reply-To", reply_to)?);
@@ -111,16 +113,23 @@ pub fn build(mail: &OutgoingMail) -> Result<Vec<u8>, BuildError> {
     if let Some(auto) = mail.auto_submitted {
         builder = builder.header(AutoSubmittedHeader(auto)).header(AutoResponseSuppress).header(PrecedenceBulk);
     }
-    let text_part = SinglePart::builder().header(ContentType::TEXT_PLAIN).body(text_body(&mail.text));
+    // Template output is inert already; an agent's relayed text is made so here.
+    let text_part =
+        SinglePart::builder().header(ContentType::TEXT_PLAIN).body(text_body(&crate::inert::text(&mail.text)));
     let message = match &mail.html {
         None => builder.singlepart(text_part),
         Some(html) => {
-            let html_part = SinglePart::builder().header(ContentType::TEXT_HTML).body(text_body(html));
+            let html_part =
+                SinglePart::builder().header(ContentType::TEXT_HTML).body(text_body(&crate::inert::text(html)));
             let parts = MultiPart::alternative().boundary(boundary(mail)).singlepart(text_part).singlepart(html_part);
             builder.multipart(parts)
         }
     };
     Ok(message.map_err(|e| BuildError::Builder(e.to_string()))?.formatted())
+}
+
+fn mailboxes(field: &'static str, addresses: &[Address]) -> Result<Mailboxes, BuildError> {
+    addresses.iter().map(|a| mailbox(field, a)).collect()
 }
 
 fn mailbox(field: &'static str, address: &Address) -> Result<Mailbox, BuildError> {
@@ -132,9 +141,11 @@ fn mailbox(field: &'static str, address: &Address) -> Result<Mailbox, BuildError
 }
 
 /// Header text on one line: CR/LF runs become a single space. lettre would encode them safely anyway; this keeps a
-/// subject readable instead of showing an encoded line break.
+/// subject readable instead of showing an encoded line break. Other control characters (ESC, BEL, NUL, bidi
+/// overrides) are shown escaped ([`crate::inert`]): a customer's subject or name never carries them into our mail.
 pub(crate) fn one_line(s: &str) -> String {
-    s.split(['\r', '\n']).map(str::trim).filter(|p| !p.is_empty()).collect::<Vec<_>>().join(" ")
+    let joined = s.split(['\r', '\n']).map(str::trim).filter(|p| !p.is_empty()).collect::<Vec<_>>().join(" ");
+    crate::inert::line(&joined).into_owned()
 }
 
 /// `id-left "@" id-right` of RFC 5322 §3.6.4, restricted to what real ids use: printable ASCII without space, `<`,
@@ -395,6 +406,32 @@ mod tests {
         let raw = text(&build(&mail).unwrap());
         assert!(!raw.contains("In-Reply-To"), "{raw}");
         assert!(raw.contains("References: <ok@x>\r\n"), "{raw}");
+    }
+
+    #[test]
+    fn many_cc_are_built_as_one_header_each_address_once() {
+        // Issue 10: lettre's per-address `cc()` re-parsed the whole header for each address added (8,000 Cc took
+        // 39 s, 100,000 never finished). Built as one list, 20,000 take a moment even unoptimised.
+        let cc: Vec<Address> = (0..20_000).map(|i| Address::new(None, &format!("user{i}@cc{}.test", i % 7))).collect();
+        let raw = build(&OutgoingMail { cc: cc.clone(), ..sample() }).unwrap();
+        assert_eq!(header_names(&text(&raw)).iter().filter(|n| *n == "cc").count(), 1);
+        let parsed = parse_mail(&raw, &Limits::default()).unwrap();
+        assert_eq!(parsed.cc.len(), cc.len());
+        assert_eq!(parsed.cc[19_999].email, "user19999@cc0.test");
+    }
+
+    #[test]
+    fn terminal_escapes_in_subject_and_names_are_shown_escaped_in_headers_and_text() {
+        let mail = OutgoingMail {
+            subject: "Printer \x1b]0;owned\x07 \u{202e}fire".into(),
+            to: vec![Address::new(Some("Carol \x1b[2J"), "carol@customer.test")],
+            text: "agent text \x1b[31m\r\n".into(),
+            ..sample()
+        };
+        let parsed = parse_mail(&build(&mail).unwrap(), &Limits::default()).unwrap();
+        assert_eq!(parsed.subject, "Printer \\x1b]0;owned\\x07 \\u{202e}fire");
+        assert_eq!(parsed.to[0].name.as_deref(), Some("Carol \\x1b[2J"));
+        assert_eq!(parsed.text.trim_end(), "agent text \\x1b[31m");
     }
 
     #[test]

@@ -74,6 +74,20 @@ pub struct ArticleInfo {
     pub date: String,
 }
 
+/// At most `max` bytes of `text` for quoting in a mail: cut at the last line break in the allowed part (or at a
+/// character boundary when a single line is that long), then a line saying how much was left out.
+pub fn excerpt(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let head = &text[..text.floor_char_boundary(max)];
+    let head = match head.rfind('\n') {
+        Some(nl) if nl >= head.len() / 2 => &head[..nl],
+        _ => head,
+    };
+    format!("{}\n[… {} more bytes not shown]\n", head.trim_end(), text.len() - head.len())
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct CommandOutcome {
     /// The command line as written, e.g. `#assign agent2@example.com`.
@@ -240,7 +254,9 @@ impl Templates {
         let subject = self.render_one(&format!("{set}/{name}.txt#subject"), ctx)?;
         let text = self.render_one(&format!("{set}/{name}.txt"), ctx)?;
         let html = if has_html { Some(self.render_one(&format!("{set}/{name}.html"), ctx)?) } else { None };
-        Ok(Rendered { subject: super::message::one_line(&subject), text, html })
+        // Values come from mail: control characters in them are shown escaped, never sent (crate::inert).
+        let inert = |s: String| crate::inert::text(&s).into_owned();
+        Ok(Rendered { subject: super::message::one_line(&subject), text: inert(text), html: html.map(inert) })
     }
 
     fn render_one(&self, key: &str, ctx: &TemplateContext) -> Result<String, RenderError> {

@@ -98,6 +98,25 @@ fn check_tree(message: &Message<'_>, limits: &Limits) -> Result<(), Rejection> {
     Ok(())
 }
 
+/// What a person can read of one value: longer subjects, names and filenames are cut (with "…"), so a 20 MB subject
+/// does not become a 20 MB ticket title, acknowledgement subject and list line.
+const MAX_SUBJECT_CHARS: usize = 1000;
+const MAX_NAME_CHARS: usize = 256;
+const MAX_FILENAME_CHARS: usize = 255;
+/// RFC 5321 §4.5.3.1.3: a path is at most 256 octets with its angle brackets; longer addresses are not deliverable.
+const MAX_ADDRESS_BYTES: usize = 254;
+/// Top-level headers kept for rules, classification and proofs: the first (newest) this many, each value decoded
+/// from at most this many bytes. Real mail has a few dozen; 900,000 header lines would otherwise cost 250 MB.
+const MAX_HEADERS: usize = 1000;
+const MAX_HEADER_VALUE_BYTES: usize = 64 * 1024;
+
+fn clip(s: &str, max_chars: usize) -> String {
+    match s.char_indices().nth(max_chars) {
+        Some((end, _)) => format!("{}…", &s[..end]),
+        None => s.to_string(),
+    }
+}
+
 fn build(message: &Message<'_>, size: usize, attachment_bytes: AttachmentBytes) -> InboundMail {
     let mut mail = InboundMail {
         size,
@@ -109,7 +128,7 @@ fn build(message: &Message<'_>, size: usize, attachment_bytes: AttachmentBytes) 
         reply_to: addresses(message.reply_to()),
         to: addresses(message.to()),
         cc: addresses(message.cc()),
-        subject: message.subject().unwrap_or_default().to_string(),
+        subject: clip(message.subject().unwrap_or_default(), MAX_SUBJECT_CHARS),
         date: message.date().filter(|d| d.is_valid()).map(|d| d.to_timestamp()),
         headers: top_headers(message),
         ..InboundMail::default()
@@ -151,7 +170,10 @@ fn id_list(value: &HeaderValue<'_>) -> Vec<String> {
 
 /// Every mailbox of an address header, group members included (RFC 5322 §3.4).
 fn addresses(value: Option<&mail_parser::Address<'_>>) -> Vec<Address> {
-    let to_address = |a: &mail_parser::Addr<'_>| a.address().map(|e| Address::new(a.name(), e));
+    let to_address = |a: &mail_parser::Addr<'_>| {
+        let name = a.name().map(|n| clip(n, MAX_NAME_CHARS));
+        a.address().filter(|e| e.len() <= MAX_ADDRESS_BYTES).map(|e| Address::new(name.as_deref(), e))
+    };
     match value {
         Some(mail_parser::Address::List(list)) => list.iter().filter_map(to_address).collect(),
         Some(mail_parser::Address::Group(groups)) => {
@@ -168,8 +190,10 @@ fn top_headers(message: &Message<'_>) -> Vec<Header> {
         .root_part()
         .headers
         .iter()
+        .take(MAX_HEADERS)
         .map(|h| {
-            let bytes = raw.get(h.offset_start as usize..h.offset_end as usize).unwrap_or_default();
+            let end = (h.offset_end as usize).min(h.offset_start as usize + MAX_HEADER_VALUE_BYTES);
+            let bytes = raw.get(h.offset_start as usize..end).unwrap_or_default();
             let value = match MessageStream::new(bytes).parse_unstructured() {
                 HeaderValue::Text(t) => t.trim().to_string(),
                 _ => String::new(),
@@ -227,7 +251,7 @@ fn fill_bodies(message: &Message<'_>, mail: &mut InboundMail, attachment_bytes: 
             continue;
         }
         mail.attachments.push(Attachment {
-            filename: part.attachment_name().map(str::to_owned),
+            filename: part.attachment_name().map(|n| clip(n, MAX_FILENAME_CHARS)),
             content_type: content_type(part).unwrap_or_else(|| "application/octet-stream".into()),
             size: data.len(),
             sha256: crate::model::sha256_hex(data),

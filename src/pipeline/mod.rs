@@ -495,11 +495,13 @@ impl Pipeline {
     }
 
     fn add_cc_parties(&self, tx: &Tx<'_>, ticket_id: i64, mail: &InboundMail) -> Result<(), StoreError> {
-        for addr in mail.cc.iter().chain(mail.to.iter()) {
-            let key = addr.key();
-            if !key.is_empty() && !self.is_own_address(&key) {
-                tx.add_party(ticket_id, &key, "cc")?;
-            }
+        let keys: Vec<String> = (mail.cc.iter().chain(mail.to.iter()).map(|a| a.key()))
+            .filter(|key| !key.is_empty() && !self.is_own_address(key))
+            .collect();
+        let max = self.setup.config.limits.max_ticket_parties;
+        let left_out = tx.add_parties_capped(ticket_id, &keys, "cc", max)?;
+        if left_out > 0 {
+            tracing::warn!(ticket_id, left_out, max, "ticket has the most parties allowed (limits.max_ticket_parties)");
         }
         Ok(())
     }

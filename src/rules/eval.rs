@@ -50,7 +50,8 @@ pub(crate) struct View<'m> {
 }
 
 impl<'m> View<'m> {
-    pub fn new(mail: &'m InboundMail, ctx: &RouteContext<'m>) -> Self {
+    /// `body_limit`: `body` conditions see only the first this many bytes (cut back to a character boundary).
+    pub fn new(mail: &'m InboundMail, ctx: &RouteContext<'m>, body_limit: usize) -> Self {
         let from = mail.from.as_ref();
         let names = mail.attachments.iter().filter_map(|a| a.filename.as_deref());
         View {
@@ -62,7 +63,7 @@ impl<'m> View<'m> {
                 .map(Val::new)
                 .collect(),
             subject: Val::new(&mail.subject),
-            body: Val::new(&mail.visible_text),
+            body: Val::new(&mail.visible_text[..mail.visible_text.floor_char_boundary(body_limit)]),
             headers: mail.headers.iter().map(|h| (h.name.as_str(), Val::new(&h.value))).collect(),
             classification: Val::new(mail.classification.as_str()),
             attachment_types: mail.attachments.iter().map(|a| Val::new(&a.content_type)).collect(),

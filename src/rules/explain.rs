@@ -28,8 +28,8 @@ pub struct RuleVerdict {
     pub deciding: String,
 }
 
-pub(crate) fn explain(rules: &[Rule], mail: &InboundMail, ctx: &RouteContext<'_>) -> Explanation {
-    let view = View::new(mail, ctx);
+pub(crate) fn explain(rules: &[Rule], mail: &InboundMail, ctx: &RouteContext<'_>, body_limit: usize) -> Explanation {
+    let view = View::new(mail, ctx, body_limit);
     let mut decision = Decision::start(ctx);
     let mut caps = Vec::new();
     let mut stopped_by: Option<&str> = None;
@@ -148,13 +148,15 @@ impl fmt::Display for Decision {
         };
         let fired: Vec<String> = self.fired.iter().map(|r| format!("{} {:?}", r.file, r.name)).collect();
         writeln!(f, "decision:")?;
-        writeln!(f, "  queue:      {}", self.queue)?;
+        // Queue, tags and owner may hold regex captures from the mail: one line each, control characters escaped.
+        let line = crate::inert::line;
+        writeln!(f, "  queue:      {}", line(&self.queue))?;
         writeln!(f, "  priority:   {}", or_dash(self.priority.map(|p| p.as_str())))?;
-        writeln!(f, "  tags:       {}", if tags.is_empty() { "-".into() } else { tags.join(" ") })?;
-        writeln!(f, "  owner:      {}", or_dash(self.owner.as_deref()))?;
+        writeln!(f, "  tags:       {}", line(&if tags.is_empty() { "-".into() } else { tags.join(" ") }))?;
+        writeln!(f, "  owner:      {}", line(&or_dash(self.owner.as_deref())))?;
         writeln!(f, "  state:      {}", or_dash(self.state.map(|s| s.as_str())))?;
         writeln!(f, "  auto-reply: {auto}")?;
-        writeln!(f, "  notify:     {}", list(&self.notify))?;
+        writeln!(f, "  notify:     {}", line(&list(&self.notify)))?;
         writeln!(f, "  reject:     {}", or_dash(self.reject.as_deref()))?;
         writeln!(f, "  spam:       {}", if self.spam { "yes" } else { "no" })?;
         writeln!(f, "  fired:      {}", list(&fired))

@@ -25,7 +25,7 @@
 //! ```
 //!
 //! Condition keys: `from` (sender address), `from_domain`, `from_name`, `recipient`, `subject`, `body` (the
-//! visible new text), `header = { name = "X-Spam-Flag", equals = "YES" }` (or `exists = true`), `classification`
+//! visible new text, its first `limits.max_rule_body_bytes`: 64 KiB by default), `header = { name = "X-Spam-Flag", equals = "YES" }` (or `exists = true`), `classification`
 //! (human, auto-reply, bounce, list), `attachment_type` (content type), `attachment_name`, `attachment_ext`,
 //! `queue` (the ticket's current queue, for follow-ups), `has_attachment = true`, `followup = true`,
 //! `size = { greater_than = "5MB", less_than = 1000 }` (units B, KB, MB, GB are powers of 1024), and the
@@ -71,9 +71,21 @@ pub struct Vocabulary {
 }
 
 /// A compiled, validated rule set. `Send + Sync`; share it behind an `Arc` and swap the `Arc` on reload.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RuleSet {
     rules: Vec<Rule>,
+    /// `body` conditions see at most this many bytes of the new text: matching cost stays bounded whatever the
+    /// mail's size, and what decides routing is at the top of a mail.
+    body_limit: usize,
+}
+
+/// [`RuleSet::body_limit`] unless the config says otherwise (`limits.max_rule_body_bytes`).
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+impl Default for RuleSet {
+    fn default() -> Self {
+        RuleSet { rules: Vec::new(), body_limit: DEFAULT_BODY_LIMIT }
+    }
 }
 
 /// What routing needs to know beyond the mail itself.
@@ -153,14 +165,20 @@ impl RuleSet {
                 Err(e) => errors.push(whole_file(path, format!("cannot read rule file: {e}"))),
             }
         }
-        if errors.is_empty() { Ok(RuleSet { rules }) } else { Err(RuleErrors(errors)) }
+        if errors.is_empty() { Ok(RuleSet { rules, body_limit: DEFAULT_BODY_LIMIT }) } else { Err(RuleErrors(errors)) }
     }
 
     /// Compiles one file's text; `file_name` labels errors and fired rules.
     pub fn load_str(file_name: &str, text: &str, vocab: &Vocabulary) -> Result<RuleSet, RuleErrors> {
         let (mut rules, mut names, mut errors) = (Vec::new(), Vec::new(), Vec::new());
         compile(file_name, Path::new(file_name), text, vocab, &mut rules, &mut names, &mut errors);
-        if errors.is_empty() { Ok(RuleSet { rules }) } else { Err(RuleErrors(errors)) }
+        if errors.is_empty() { Ok(RuleSet { rules, body_limit: DEFAULT_BODY_LIMIT }) } else { Err(RuleErrors(errors)) }
+    }
+
+    /// Sets how many bytes of the body `body` conditions see.
+    pub fn with_body_limit(mut self, bytes: usize) -> RuleSet {
+        self.body_limit = bytes;
+        self
     }
 
     pub fn len(&self) -> usize {
@@ -178,7 +196,7 @@ impl RuleSet {
 
     /// Runs the rules over one mail. Allocates only for the per-mail view and for rules that fire.
     pub fn route(&self, mail: &InboundMail, ctx: &RouteContext<'_>) -> Decision {
-        let view = View::new(mail, ctx);
+        let view = View::new(mail, ctx, self.body_limit);
         let mut decision = Decision::start(ctx);
         let mut caps = Vec::new();
         for rule in self.rules.iter().filter(|r| r.applies(ctx)) {
@@ -196,7 +214,7 @@ impl RuleSet {
 
     /// Like [`RuleSet::route`], with a verdict for every rule and the reason for the reply decision.
     pub fn explain(&self, mail: &InboundMail, ctx: &RouteContext<'_>) -> Explanation {
-        explain::explain(&self.rules, mail, ctx)
+        explain::explain(&self.rules, mail, ctx, self.body_limit)
     }
 }
 

@@ -9,6 +9,7 @@ pub mod integrity;
 mod migrate;
 mod outbox;
 mod outbox_control;
+mod parties;
 mod privacy;
 mod quarantine;
 mod read;

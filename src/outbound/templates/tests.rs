@@ -205,3 +205,33 @@ fn templates_are_send_and_sync() {
 fn quote_filter() {
     assert_eq!(quote("a\n\nb\n".into()), "> a\n>\n> b");
 }
+
+#[test]
+fn terminal_escapes_in_values_are_shown_escaped_in_rendered_mail() {
+    let t = Templates::load(copy_of_shipped().path()).unwrap();
+    let mut ctx = TemplateContext::sample();
+    ctx.ticket.subject = "Printer \x1b]0;owned\x07 fire".into();
+    ctx.customer.name = "Carol \x1b[2J\u{202e}".into();
+    ctx.article.visible_text = "line \x1b[31mred\r\nnext\x00\n".into();
+    let r = t.render("default", "acknowledgement", &ctx).unwrap();
+    assert_eq!(r.subject, "[Ticket#2026112310000012] Printer \\x1b]0;owned\\x07 fire");
+    for part in [&r.text, r.html.as_ref().unwrap()] {
+        let lines = part.replace("\r\n", "\n");
+        assert!(!lines.chars().any(|c| crate::inert::is_unsafe(c) && c != '\n' && c != '\t'), "{part:?}");
+    }
+    assert!(r.text.contains("Hello Carol \\x1b[2J\\u{202e},"), "{}", r.text);
+    assert!(r.text.contains("> line \\x1b[31mred\n> next\\x00"), "{}", r.text);
+}
+
+#[test]
+fn excerpt_of_a_large_body_is_cut_at_a_line_and_says_so() {
+    assert_eq!(excerpt("short\n", 100), "short\n");
+    let body = "0123456789\n".repeat(1000);
+    let cut = excerpt(&body, 100);
+    assert!(cut.starts_with("0123456789\n0123456789\n"), "{cut}");
+    assert!(cut.len() < 200, "{cut}");
+    assert!(cut.ends_with("0123456789\n[… 10902 more bytes not shown]\n"), "{cut:?}");
+    // One long line is cut at a character boundary, never inside a character.
+    let cut = excerpt(&"ü".repeat(100), 51);
+    assert!(cut.starts_with(&"ü".repeat(25)) && cut.contains("[… 150 more bytes not shown]"), "{cut}");
+}

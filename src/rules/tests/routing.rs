@@ -227,3 +227,19 @@ tags = ["refund"]
     assert_eq!(json["decision"]["auto_reply"], "default");
     assert_eq!(json["rules"][1]["matched"], false);
 }
+
+#[test]
+fn a_large_body_is_matched_only_in_its_first_max_rule_body_bytes() {
+    // Issue 10: rules ran over the whole of a 20 MB body; they now see its first `limits.max_rule_body_bytes`.
+    let set = rules(&one_rule("body = { contains = \"refund\" }")).with_body_limit(1024);
+    let hit = |text: String| {
+        let mut m = mail();
+        m.visible_text = text;
+        let routed = !set.route(&m, &NEW).tags_add.is_empty();
+        assert_eq!(routed, !set.explain(&m, &NEW).decision.tags_add.is_empty(), "route and explain agree");
+        routed
+    };
+    assert!(hit(format!("{}please refund", "x".repeat(1000))), "inside the limit");
+    assert!(!hit(format!("{}please refund", "x".repeat(2000))), "past the limit");
+    assert!(!hit(format!("{}ü refund", "x".repeat(1023))), "a limit inside a character cuts before it");
+}
