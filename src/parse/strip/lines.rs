@@ -83,11 +83,11 @@ static MARKER: LazyLock<Regex> = LazyLock::new(|| {
 static ATTRIB_VERB: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         r"(?xi)(?:
-           \bwrote|\bwrites|\bschrieb\b.*|\bhat\ geschrieben|\ba\ écrit|\bescribió|\bescribio|\bha\ scritto|\bescreveu|
-           \bescribiu|\bva\ escriure|\ba\ scris|\bgeschreven|\bschreef\b.*|\bpisze|\bnapisał(?:\(a\)|a)?|написал(?:\(а\)|а)?|
-           написав|написала|\bпише|\bskrev\b.*|\bskrifaði|\bkirjoitti|\bírta|\bnapsal(?:\(a\)|a)?|\bnapísal(?:\(a\)|a)?|
-           \bje\ napisa[lo](?:\(a\)|a)?|\brašė|\brakstīja|\bkirjutas|\byazdı|έγραψε|\bđã\ viết|\bmenulis|כתב|كتب|
-           写道|寫道|書きました|のメッセージ|님이\ 작성|작성
+           (?:^|\W)(?:wrote|writes|(?:schrieb|schreef|skrev)(?:\W.*)?|hat\ geschrieben|a\ écrit|escribió|escribio|
+             ha\ scritto|escreveu|escribiu|va\ escriure|a\ scris|geschreven|pisze|napisał(?:\(a\)|a)?|пише|skrifaði|
+             kirjoitti|írta|napsal(?:\(a\)|a)?|napísal(?:\(a\)|a)?|je\ napisa[lo](?:\(a\)|a)?|rašė|rakstīja|kirjutas|
+             yazdı|đã\ viết|menulis)
+          |написал(?:\(а\)|а)?|написав|написала|έγραψε|כתב|كتب|写道|寫道|書きました|のメッセージ|님이\ 작성|작성
          )\s*[:：]?$",
     )
     .expect("valid regex")
@@ -95,12 +95,12 @@ static ATTRIB_VERB: LazyLock<Regex> = LazyLock::new(|| {
 
 /// Evidence that a "... wrote:" line is an attribution and not prose: an address, a date, a time or a year.
 static ATTRIB_EVIDENCE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"@|\d{1,2}:\d{2}|\b\d{1,4}[./-]\d{1,2}[./-]\d{1,4}\b|\b(?:19|20)\d{2}\b|\d{4}年").expect("valid regex")
+    Regex::new(r"@|\d{1,2}:\d{2}|(?:^|\W)\d{1,4}[./-]\d{1,2}[./-]\d{1,4}(?:\W|$)|(?:^|\W)(?:19|20)\d{2}(?:\W|$)|\d{4}年").expect("valid regex")
 });
 
 /// Gmail's date-first attribution: "2013/7/20 sam <sam@x.org>", "2016-03-03 17:21 GMT+01:00 Some One".
 static ATTRIB_DATE_FIRST: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}\b.*(?:\bGMT[+-]\d|@[^\s<>]+>\s*[:：]?$)").expect("valid regex")
+    Regex::new(r"(?i)^\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}(?:\W(?:.*\W)?GMT[+-]\d|(?:\W.*)?@[^\s<>]+>\s*[:：]?$)").expect("valid regex")
 });
 
 /// "Thu, 26 Jun 2014 14:00:51 +0400 от Alexander L <abc@example.com>:": a dated line ending in `<address>:`.
@@ -109,13 +109,13 @@ static ATTRIB_ADDRESS_COLON: LazyLock<Regex> =
 
 /// A line that clearly opens an attribution: "On …", "Am …", a date.
 static ATTRIB_STRONG_START: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^(?:(?:on|am|le|el|il|op|em|den|dnia|w\ dniu|dne|dňa|dana|vào|pada|στις|la|a)\b|\d|在|於)")
+    Regex::new(r"(?i)^(?:(?:on|am|le|el|il|op|em|den|dnia|w\ dniu|dne|dňa|dana|vào|pada|στις|la|a)(?:\W|$)|\d|在|於)")
         .expect("valid regex")
 });
 
 /// A line that may open a wrapped attribution.
 static ATTRIB_START: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^(?:on|am|le|el|il|op|em|den|dnia|w\ dniu|dne|dňa|dana|vào|pada|στις|\d|在)\b|[<@]|^在|^於")
+    Regex::new(r"(?i)^(?:on|am|le|el|il|op|em|den|dnia|w\ dniu|dne|dňa|dana|vào|pada|στις|\d|在)(?:\W|$)|[<@]|^在|^於")
         .expect("valid regex")
 });
 
@@ -136,9 +136,9 @@ static MOBILE_SIG: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         r"(?xi)^(?:
            sent\ (?:from|with|via|using|by|on)\ (?:my\ |the\ |a\ |an\ )?[^,.;:!?]{1,48}?
-             (?:[,.!]?\s*(?:please\s+)?(?:excuse|pardon|forgive|sorry\ for)\b.*|[.!])?
+             (?:[,.!]?\s*(?:please\s+)?(?:excuse|pardon|forgive|sorry\ for)(?:\W.*)?|[.!])?
           |sent\ wirelessly\ from\ .{1,40}
-          |from\ my\ (?:iphone|ipad|android|mobile|phone|blackberry|samsung|galaxy|cell)\b.{0,24}
+          |from\ my\ (?:iphone|ipad|android|mobile|phone|blackberry|samsung|galaxy|cell)(?:\W.{0,23})?
           |\S{1,30}\ from\ (?:my\ )?mobile(?:\ device|\ phone)?
           |get\ outlook\ for\ .{1,60}
           |envoy[ée]\ (?:de|depuis|avec|à\ partir\ de)\ .{1,40}
@@ -146,7 +146,7 @@ static MOBILE_SIG: LazyLock<Regex> = LazyLock::new(|| {
           |enviat\ (?:des\ de|amb)\ .{1,40}
           |inviato\ (?:da|dal|con|tramite)\ .{1,40}
           |(?:verzonden|verstuurd)\ (?:vanaf|met|van|via)\ .{1,40}
-          |von\ (?:meinem|meiner|unterwegs)\b.{0,40}\ gesendet\.?|gesendet\ (?:von|mit|vom|über)\ .{1,40}
+          |von\ (?:meinem|meiner|unterwegs)(?:\W.{0,39})?\ gesendet\.?|gesendet\ (?:von|mit|vom|über)\ .{1,40}
           |diese\ nachricht\ wurde\ von\ meinem\ .{1,60}\ gesendet\.?
           |wysłane\ z\ .{1,40}|wysłano\ z\ .{1,40}|odesláno\ z\ .{1,40}|odoslané\ z\ .{1,40}
           |отправлено\ (?:с|из)\ .{1,40}|надіслано\ (?:з|із)\ .{1,40}
@@ -155,7 +155,7 @@ static MOBILE_SIG: LazyLock<Regex> = LazyLock::new(|| {
           |στάλθηκε\ από\ .{1,40}|trimis\ de\ pe\ .{1,40}|poslano\ (?:s|sa|iz|z)\ .{1,40}|elküldve\ .{1,40}
           |gửi\ từ\ .{1,40}|dikirim\ dari\ .{1,40}|dihantar\ dari\ .{1,40}|נשלח\ מ.{1,40}
           |從我的\ ?.{1,20}?\ ?傳送|(?:从|從)我的\ ?.{1,20}?\ ?发送|(?:发|發)自我的.{1,20}|.{1,20}から送信|.{1,20}에서\ 보냄
-          |(?:yahoo|aol|gmx|web\.de|proton|protonmail|tutanota|zoho|yandex|mail\.ru)\ mail\ (?:for|on|app)\b.{0,30}
+          |(?:yahoo|aol|gmx|web\.de|proton|protonmail|tutanota|zoho|yandex|mail\.ru)\ mail\ (?:for|on|app)(?:\W.{0,29})?
         )$",
     )
     .expect("valid regex")
