@@ -141,7 +141,7 @@ fn quotes_and_layout() {
 /// so ten times the lines is (about) ten times the work. Counted, not timed (timing is `benches/strip.rs`).
 #[test]
 fn multi_line_work_grows_linearly_on_hostile_shapes() {
-    let shapes: [fn(usize) -> String; 7] = [
+    let shapes: [fn(usize) -> String; 8] = [
         |n| "> x\n".repeat(n),
         |n| "-Abhishek Kona\n\n".repeat(n / 2),
         |n| "On Mon, 1 Feb 2016, A <a@example.org>\n".repeat(n),
@@ -149,6 +149,11 @@ fn multi_line_work_grows_linearly_on_hostile_shapes() {
         |n| "From: a@example.org\nhello\n".repeat(n / 2),
         |n| "On this day we wrote:\n".repeat(n),
         |n| "\r\r\n\u{feff}>".repeat(n),
+        // The fuzzer's slow input: a Spanish attribution, then its broken tail repeated (every line may end one).
+        |n| {
+            "El 3 mar 2025, a las 10:12, support <support@example.ocribió:\n".to_string()
+                + &" las 10:12, support <support@example.ocribió:\n".repeat(n)
+        },
     ];
     for (i, shape) in shapes.iter().enumerate() {
         let work = |n: usize| {
@@ -244,5 +249,20 @@ fn mobile_signatures_in_many_languages_and_apps() {
     ] {
         let input = format!("Works for me.\n\n{sig}\n");
         check(&[(sig, &input, "Works for me.")]);
+    }
+}
+
+/// Regression: a fuzzed body of ~800 Spanish attribution-like lines took 6 s (debug) because `\b` made every regex
+/// fall back to the PikeVM on non-ASCII text. The work was linear in lines but each byte cost ~30 times more.
+#[test]
+fn no_unicode_word_boundary_that_forces_the_slow_regex_engine() {
+    let patterns = super::lines::patterns();
+    assert!(patterns.len() >= 13);
+    for pattern in patterns {
+        let without_escaped_backslashes = pattern.replace("\\\\", "");
+        assert!(
+            !without_escaped_backslashes.contains("\\b") && !without_escaped_backslashes.contains("\\B"),
+            "pattern uses a Unicode word boundary: {pattern}"
+        );
     }
 }
