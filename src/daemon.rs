@@ -501,11 +501,9 @@ async fn drain(
             let last_uid = uids.last().copied().unwrap_or(0);
             let storing = tokio::task::spawn_blocking(move || {
                 let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
-                let outcomes = writer.store_batch(&mut store, &mails, parsed)?;
-                let tx = store.begin()?;
-                tx.set_imap_state(&mailbox, uidvalidity, last_uid)?;
-                tx.commit()?;
-                Ok(outcomes)
+                writer.store_batch_and(&mut store, &mails, parsed, |tx| {
+                    tx.set_imap_state(&mailbox, uidvalidity, last_uid)
+                })
             });
             in_flight = Some(InFlight { uids, storing });
         }

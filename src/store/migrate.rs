@@ -11,6 +11,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_outbox.sql"),
     include_str!("migrations/0004_agents.sql"),
     include_str!("migrations/0005_attachments_in_raw.sql"),
+    include_str!("migrations/0006_fast_reads_lean_writes.sql"),
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
