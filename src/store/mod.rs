@@ -120,6 +120,8 @@ pub use crate::model::sha256_hex;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_fast;
 
 /// Moves WAL checkpoints off the writer's commit path. With `wal_autocheckpoint` the committing thread copies the
 /// log into the database file every ~4 MB; here a second connection on its own thread does it, so a burst of mail is
