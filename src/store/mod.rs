@@ -93,6 +93,8 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Statement journals (a savepoint per mail) in memory: no temporary file created and deleted per batch.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
         // The last connection to close would copy the whole WAL into the database and fsync both: the bulk of an
         // MTA pipe's `ingest` (one process per mail). The WAL is checkpointed anyway when it passes ~4 MB
         // (wal_autocheckpoint) or by the daemon's checkpointer, and a commit is durable once the WAL is synced.
