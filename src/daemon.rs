@@ -184,12 +184,18 @@ async fn serve(
     spawn_signal_handlers(config_path, shared.clone(), stop_tx)?;
     spawn_rules_watcher(shared.clone(), stop_rx.clone());
     let config = shared.pipeline().config().clone();
-    let sender = relay.map(|relay| {
-        let smtp = config.smtp.as_ref().expect("relay built from [smtp]");
-        let sender = Sender::new(shared.store.clone(), relay, smtp, shared.outbox_wake.clone());
-        info!(relay = %smtp.host, "outbox sender running");
-        tokio::spawn(sender.run(stop_rx.clone()))
-    });
+    let sender = match relay {
+        Some(relay) => {
+            let smtp = config.smtp.as_ref().expect("relay built from [smtp]");
+            // Its own connection: a row is marked sent right after the relay's 250, in a transaction of its own,
+            // without queueing behind the ingest connection's work (a crash in between duplicates that one mail).
+            let store = Arc::new(Mutex::new(Store::open(&config.database_path())?));
+            let sender = Sender::new(store, relay, smtp, shared.outbox_wake.clone());
+            info!(relay = %smtp.host, "outbox sender running");
+            Some(tokio::spawn(sender.run(stop_rx.clone())))
+        }
+        None => None,
+    };
     spawn_housekeeping(shared.clone(), stop_rx.clone());
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     let result = match imap {
