@@ -80,6 +80,13 @@ state_dir = "$state"
 dir = "$state/rules"
 [templates]
 dir = "$REPO/templates"
+[[queues]]
+name = "billing"
+templates = "billing"
+[[queues]]
+name = "sales"
+[[queues]]
+name = "vip"
 EOF
   echo "$state/postdesk.toml"
 }
