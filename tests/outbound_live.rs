@@ -234,7 +234,7 @@ fn random_sigkill_while_sending_duplicates_only_mail_killed_between_its_250_and_
         let mut daemon = Daemon::start(&config);
         let before = daemon.log_text().len();
         rng = rng.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-        std::thread::sleep(Duration::from_millis(100 + (rng >> 33) % 600));
+        std::thread::sleep(Duration::from_millis(300 + (rng >> 33) % 1200));
         daemon.kill9();
         kills += 1;
         let (window, read_250) = kill_in_the_send_window(&daemon.log_text()[before..]);
