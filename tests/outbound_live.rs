@@ -244,7 +244,8 @@ fn random_sigkill_while_sending_duplicates_only_mail_killed_between_its_250_and_
         }
     }
     let daemon = Daemon::start(&config);
-    let all_sent = || stack.count("support", "INBOX") == 0 && store(&state).outbox_counts().unwrap().sent == MAILS as i64;
+    let all_sent =
+        || stack.count("support", "INBOX") == 0 && store(&state).outbox_counts().unwrap().sent == MAILS as i64;
     assert!(wait_until(Duration::from_secs(90), all_sent).is_some(), "not all sent:\n{}", daemon.log_text());
     drop(daemon);
     stack.flush_postfix();

@@ -21,7 +21,10 @@ pub enum Input {
 /// Hands every mail an input holds to `each`, one at a time: an mbox is read message by message and a folder file by
 /// file, so memory is bounded by the largest mail (and what the caller keeps), not by the size of the input.
 /// A Maildir or a directory yields one mail per file, an mbox one per message, anything else one mail.
-pub fn each_mail<E: From<SourceError>>(input: &Input, each: &mut dyn FnMut(Incoming) -> Result<(), E>) -> Result<(), E> {
+pub fn each_mail<E: From<SourceError>>(
+    input: &Input,
+    each: &mut dyn FnMut(Incoming) -> Result<(), E>,
+) -> Result<(), E> {
     match input {
         Input::Stdin => {
             let mut raw = Vec::new();
@@ -176,7 +179,9 @@ mod tests {
     fn mbox_with_crlf_lines_and_many_messages_streams_every_one() {
         let mut mbox = Vec::new();
         for n in 0..300 {
-            mbox.extend_from_slice(format!("From x@y Mon Jan 1 00:00:00 2026\r\nSubject: {n}\r\n\r\nbody {n}\r\n\r\n").as_bytes());
+            mbox.extend_from_slice(
+                format!("From x@y Mon Jan 1 00:00:00 2026\r\nSubject: {n}\r\n\r\nbody {n}\r\n\r\n").as_bytes(),
+            );
         }
         let mails = read_file(&mbox);
         assert_eq!(mails.len(), 300);

@@ -15,10 +15,10 @@ use rusqlite::{Connection, ErrorCode};
 
 pub use agents::{AgentRow, AgentView, QueueRow, RoleView};
 pub use outbox::{Due, NewOutgoing, OutboxCounts, OutboxView, SuppressionView};
+pub use raw::compress as compress_raw;
 pub use read::{
     ArticleView, AttachmentView, QuarantineView, RuleHitView, StatusCounts, TicketDetail, TicketFilter, TicketSummary,
 };
-pub use raw::compress as compress_raw;
 pub use write::{LedgerEntry, NewArticle, NewTicket, Tx};
 
 #[derive(Debug, thiserror::Error)]

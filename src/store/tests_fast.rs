@@ -55,10 +55,9 @@ fn raw_mail_reads_back_exact_from_old_uncompressed_rows_and_new_compressed_ones(
     assert!(zstd.is_some());
     let new_row = tx.insert_raw(text.as_bytes(), zstd.as_deref(), "new").unwrap();
     // A row as every postdesk before migration 0006 wrote it: the bytes themselves, no encoding.
-    tx.conn()
-        .execute("INSERT INTO raw_messages (sha256, size, data) VALUES ('old', 3, X'6F6C64')", [])
-        .unwrap();
-    let old_row: i64 = tx.conn().query_row("SELECT id FROM raw_messages WHERE sha256 = 'old'", [], |r| r.get(0)).unwrap();
+    tx.conn().execute("INSERT INTO raw_messages (sha256, size, data) VALUES ('old', 3, X'6F6C64')", []).unwrap();
+    let old_row: i64 =
+        tx.conn().query_row("SELECT id FROM raw_messages WHERE sha256 = 'old'", [], |r| r.get(0)).unwrap();
     let a_new = article(&tx, t, Some(new_row));
     let a_old = article(&tx, t, Some(old_row));
     // The same content again is the same row, whatever was passed the second time.
@@ -109,12 +108,9 @@ fn article_counts_are_kept_and_ticket_list_orders_by_activity_with_filters() {
 #[test]
 fn ticket_list_is_served_by_an_index_without_sorting_every_ticket() {
     let store = Store::open_in_memory().unwrap();
-    for (condition, binds) in [
-        ("", 0),
-        ("WHERE t.queue = ?1", 1),
-        ("WHERE t.state = ?1", 1),
-        ("WHERE t.queue = ?1 AND t.state = ?2", 2),
-    ] {
+    for (condition, binds) in
+        [("", 0), ("WHERE t.queue = ?1", 1), ("WHERE t.state = ?1", 1), ("WHERE t.queue = ?1 AND t.state = ?2", 2)]
+    {
         let sql = format!(
             "EXPLAIN QUERY PLAN SELECT t.number FROM tickets t {condition} ORDER BY t.updated_at DESC, t.id DESC LIMIT 50"
         );

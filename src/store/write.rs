@@ -135,14 +135,15 @@ impl<'c> Tx<'c> {
              ON CONFLICT(sha256) DO NOTHING RETURNING id",
         )?;
         let encoding = zstd.map(|_| super::raw::ZSTD);
-        let inserted =
-            insert.query_row(params![sha256, raw.len() as i64, zstd.unwrap_or(raw), encoding], |r| r.get(0)).optional()?;
+        let inserted = insert
+            .query_row(params![sha256, raw.len() as i64, zstd.unwrap_or(raw), encoding], |r| r.get(0))
+            .optional()?;
         match inserted {
             Some(id) => Ok(id),
-            None => Ok(self.tx.prepare_cached("SELECT id FROM raw_messages WHERE sha256 = ?1")?.query_row(
-                [sha256],
-                |r| r.get(0),
-            )?),
+            None => Ok(self
+                .tx
+                .prepare_cached("SELECT id FROM raw_messages WHERE sha256 = ?1")?
+                .query_row([sha256], |r| r.get(0))?),
         }
     }
 

@@ -42,8 +42,7 @@ static DELIMITER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^(?:--|ᐧ|[-_
 /// `-Name` on its own line after a blank line, as in "-Abhishek Kona": at most 40 characters after the first letter,
 /// counted in [`is_dash_name`]. Written `{0,40}` the bound made the regex 40 copies of two Unicode classes, 14 ms
 /// to compile: a third of the CPU of a one-mail `postdesk ingest`.
-static DASH_NAME: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^-\p{L}[\p{L}\p{M} .'-]*$").expect("valid regex"));
+static DASH_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^-\p{L}[\p{L}\p{M} .'-]*$").expect("valid regex"));
 const DASH_NAME_MAX_CHARS: usize = 2 + 40;
 
 /// Outlook "Original Message" separators and forward markers, after `*` and blanks are trimmed.
