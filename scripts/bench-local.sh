@@ -114,7 +114,11 @@ for n in range(count):
 PY
 }
 
-elapsed_since() { python3 -c "import sys, time; print(f'{time.time() - float(sys.argv[1]):.4f}')" "$1"; }
+# Seconds since START ($EPOCHREALTIME): the end is taken by the shell, so the python doing the subtraction is not timed.
+elapsed_since() {
+  local end=$EPOCHREALTIME
+  python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.4f}')" "$1" "$end"
+}
 
 # ------------------------------------------------------------------ pipe
 
