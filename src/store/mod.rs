@@ -56,8 +56,10 @@ impl StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-/// How long a statement waits for another process's write lock before failing with "database is locked".
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a statement waits for another process's write lock before failing with "database is locked". Long: on
+/// a busy disk four MTA pipes queueing behind each other's fsyncs once waited out 10 s, and an `ingest` that
+/// waits is better than one the MTA must retry (Postfix gives a pipe command 1000 s).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// WAL pages after which a commit copies the log into the database (see `setup`).
 const WAL_AUTOCHECKPOINT_PAGES: i64 = 256;
