@@ -375,6 +375,12 @@ if fu:
 print(f"| peak RSS (VmHWM) | {peak:.1f} MB | |")
 print(f"| floor: bare UID FETCH mails/s | {med(floors):.0f} | {max(floors):.0f} |")
 print(f"| floor / postdesk | {med(floors) / med(new_rates):.2f}x | {max(floors) / max(new_rates):.2f}x |")
+# The same figures per run, each run's daemon against its own floor (same stack, same minute): min / median / max.
+ratios = [r["new_seconds"] * statistics.median(r["floors"]) / r["mails"] for r in runs]
+peaks = [max(r["new_peak_kb"], r["followup_peak_kb"] or 0) / 1024 for r in runs]
+mmm = lambda v, f: " / ".join(f.format(x) for x in (min(v), statistics.median(v), max(v)))
+print(f"| daemon time / floor time, per run: min / median / max | {mmm(ratios, '{:.2f}x')} | |")
+print(f"| peak RSS per run: min / median / max | {mmm(peaks, '{:.1f} MB')} | |")
 if fu:
     print()
     for kind in ("reply", "autoreply", "bounce"):
@@ -384,3 +390,9 @@ if fu:
             cls = ", ".join(f"{v} {c}" for c, v in sorted(k["classified"].items()))
             print(f"  {kind}: {k['n']}: {where} (classified: {cls})")
 PY
+
+# The figures that need no mail server, from the same build: MTA pipe, ticket list at 10k and 1M tickets, ingest
+# into a big database, batch-ingest memory (scripts/bench-local.sh; BENCH_LOCAL=0 skips them).
+if [[ ${BENCH_LOCAL:-1} == 1 ]]; then
+  PD=$PD bash "$REPO/scripts/bench-local.sh" --runs "$RUNS"
+fi

@@ -10,10 +10,11 @@ use crate::admin::{AgentCommand, QueueCommand, RoleCommand};
 use crate::config::{self, Config};
 use crate::exit::{EX_CANTCREAT, EX_CONFIG, EX_DATAERR, EX_NOINPUT, EX_SOFTWARE, EX_USAGE, Failure};
 use crate::inert::line;
-use crate::ingest::files::{Input, read_input};
+use crate::ingest::files::{Input, SourceError, each_mail};
 use crate::pipeline::{Incoming, Pipeline};
 use crate::report::print_json;
 use crate::setup::{Setup, load_config, load_setup, load_signer, open_store};
+use crate::store::integrity::Thoroughness;
 use crate::store::{Store, TicketFilter};
 
 #[derive(Parser)]
@@ -231,6 +232,13 @@ pub enum QuarantineCommand {
     Act(crate::ops::quarantine::QuarantineAct),
 }
 
+// An unreadable input is a transient failure for an MTA (it keeps the mail and retries).
+impl From<SourceError> for Failure {
+    fn from(e: SourceError) -> Failure {
+        Failure::new(EX_NOINPUT, e.to_string())
+    }
+}
+
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -278,30 +286,36 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-/// Mails per transaction for `ingest` of many files: enough to amortise the commit, small enough to bound memory.
+/// Mails per transaction for `ingest` of many files: enough to amortise the commit (one fsync per batch), small
+/// enough to bound memory. Inputs are streamed mail by mail, so a batch is all `ingest` holds.
 const INGEST_BATCH: usize = 64;
+/// A batch is also flushed once it holds this many raw bytes: a few large mails must not make it huge.
+const INGEST_BATCH_BYTES: usize = 8 << 20;
 
 fn ingest(config_path: &Path, files: &[PathBuf]) -> Result<(), Failure> {
     let setup = load_setup(config_path)?;
     // A damaged or lost database is refused with 75: the MTA keeps the mail until the admin has restored.
-    let (mut store, _db_use) = crate::setup::open_checked_store(&setup.config).map_err(|f| {
-        if f.code == crate::exit::EX_DATAERR { Failure::new(crate::exit::EX_TEMPFAIL, f.message) } else { f }
-    })?;
+    let (mut store, _db_use) =
+        crate::setup::open_checked_store(&setup.config, Thoroughness::WhenChanged).map_err(|f| {
+            if f.code == crate::exit::EX_DATAERR { Failure::new(crate::exit::EX_TEMPFAIL, f.message) } else { f }
+        })?;
     crate::admin::seed_from_config(&mut store, &setup.config)?;
     let signer = load_signer(&setup.config)?;
     let pipeline = Pipeline::new(setup, signer);
     let inputs: Vec<Input> =
         if files.is_empty() { vec![Input::Stdin] } else { files.iter().cloned().map(Input::Path).collect() };
     let mut batch: Vec<Incoming> = Vec::new();
+    let mut bytes = 0;
     for input in &inputs {
-        // An unreadable input is a transient failure for an MTA (it keeps the mail and retries).
-        let mails = read_input(input).map_err(|e| Failure::new(EX_NOINPUT, e.to_string()))?;
-        for mail in mails {
+        each_mail(input, &mut |mail: Incoming| {
+            bytes += mail.raw.len();
             batch.push(mail);
-            if batch.len() >= INGEST_BATCH {
+            if batch.len() >= INGEST_BATCH || bytes >= INGEST_BATCH_BYTES {
+                bytes = 0;
                 flush(&pipeline, &mut store, &mut batch)?;
             }
-        }
+            Ok::<(), Failure>(())
+        })?;
     }
     flush(&pipeline, &mut store, &mut batch)
 }

@@ -160,7 +160,8 @@ pub fn run(config_path: &Path) -> Result<(), Failure> {
     };
     let _lock = InstanceLock::acquire(&config.storage.state_dir)?;
     // Checked before the signing key is made: on a fresh installation neither exists yet.
-    let (mut store, _db_use) = crate::setup::open_checked_store(&config)?;
+    let (mut store, _db_use) =
+        crate::setup::open_checked_store(&config, crate::store::integrity::Thoroughness::Always)?;
     let signer = crate::setup::load_signer(&config)?;
     crate::admin::seed_from_config(&mut store, &config)?;
     store.manual_checkpoints()?;
@@ -227,13 +228,19 @@ async fn serve(
     spawn_signal_handlers(config_path, shared.clone(), stop_tx)?;
     spawn_rules_watcher(shared.clone(), stop_rx.clone());
     let config = shared.pipeline().config().clone();
-    let sender = relay.map(|relay| {
-        let smtp = config.smtp.as_ref().expect("relay built from [smtp]");
-        let (wake, health, metrics) = (shared.outbox_wake.clone(), shared.health.clone(), shared.metrics.clone());
-        let sender = Sender::new(shared.store.clone(), relay, smtp, wake, health, metrics);
-        info!(relay = %smtp.host, "outbox sender running");
-        tokio::spawn(sender.run(stop_rx.clone()))
-    });
+    let sender = match relay {
+        Some(relay) => {
+            let smtp = config.smtp.as_ref().expect("relay built from [smtp]");
+            // Its own connection: a row is marked sent right after the relay's 250, in a transaction of its own,
+            // without queueing behind the ingest connection's work (a crash in between duplicates that one mail).
+            let store = Arc::new(Mutex::new(Store::open(&config.database_path())?));
+            let (wake, health, metrics) = (shared.outbox_wake.clone(), shared.health.clone(), shared.metrics.clone());
+            let sender = Sender::new(store, relay, smtp, wake, health, metrics);
+            info!(relay = %smtp.host, "outbox sender running");
+            Some(tokio::spawn(sender.run(stop_rx.clone())))
+        }
+        None => None,
+    };
     spawn_housekeeping(shared.clone(), stop_rx.clone());
     if let Some(m) = &config.metrics {
         let listener = crate::metrics::bind(m.listen)
@@ -596,11 +603,9 @@ async fn drain(
             let storing = tokio::task::spawn_blocking(move || {
                 storage_failpoint()?;
                 let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
-                let outcomes = writer.store_batch(&mut store, &mails, parsed)?;
-                let tx = store.begin()?;
-                tx.set_imap_state(&mailbox, uidvalidity, last_uid)?;
-                tx.commit()?;
-                Ok(outcomes)
+                writer.store_batch_and(&mut store, &mails, parsed, |tx| {
+                    tx.set_imap_state(&mailbox, uidvalidity, last_uid)
+                })
             });
             in_flight = Some(InFlight { uids, storing, started });
         }

@@ -11,7 +11,7 @@ use crate::exit::{EX_CONFIG, Failure};
 use crate::outbound::{TemplateErrors, Templates};
 use crate::rules::{RuleErrors, RuleSet, Vocabulary};
 use crate::store::Store;
-use crate::store::integrity::UseLock;
+use crate::store::integrity::{Thoroughness, UseLock};
 
 #[derive(Clone)]
 pub struct Setup {
@@ -166,9 +166,9 @@ pub fn open_store(config: &Config) -> Result<Store, Failure> {
 
 /// What `run`, `ingest` and the quarantine actions open: the state directory made, then the database checked
 /// (`store::integrity::open_checked`), with the use lock that a restore waits for.
-pub fn open_checked_store(config: &Config) -> Result<(Store, UseLock), Failure> {
+pub fn open_checked_store(config: &Config, thoroughness: Thoroughness) -> Result<(Store, UseLock), Failure> {
     let path = prepare_state_dir(config)?;
-    Ok(crate::store::integrity::open_checked(&path, &config.storage.state_dir)?)
+    Ok(crate::store::integrity::open_checked(&path, &config.storage.state_dir, thoroughness)?)
 }
 
 /// The database's path, once its directory exists. A state directory that cannot be made is the admin's to fix

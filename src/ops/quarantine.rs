@@ -12,6 +12,7 @@ use clap::Subcommand;
 use crate::exit::{EX_CONFIG, EX_DATAERR, EX_NOINPUT, EX_USAGE, Failure};
 use crate::pipeline::{Pipeline, Replayed};
 use crate::report::print_json;
+use crate::store::integrity::Thoroughness;
 use crate::store::{QuarantineItem, Store};
 
 #[derive(Subcommand)]
@@ -138,7 +139,7 @@ fn show(config_path: &Path, id: i64, json: bool) -> Result<(), Failure> {
 fn pipeline_and_store(config_path: &Path) -> Result<(Pipeline, Store, crate::store::integrity::UseLock), Failure> {
     let setup = crate::setup::load_setup(config_path)?;
     let config = setup.config.clone();
-    let (store, lock) = crate::setup::open_checked_store(&config)?;
+    let (store, lock) = crate::setup::open_checked_store(&config, Thoroughness::WhenChanged)?;
     let signer = crate::setup::load_signer(&config)?;
     Ok((Pipeline::new(setup, signer), store, lock))
 }
@@ -184,7 +185,7 @@ fn drop_one(config_path: &Path, id: i64, reason: &str) -> Result<(), Failure> {
         return Err(Failure::new(EX_USAGE, "--reason must say why (it is kept for the audit trail)"));
     }
     let config = crate::setup::load_config(config_path)?;
-    let (mut store, _lock) = crate::setup::open_checked_store(&config)?;
+    let (mut store, _lock) = crate::setup::open_checked_store(&config, Thoroughness::WhenChanged)?;
     item(&store, id)?;
     let tx = store.begin()?;
     let dropped = tx.drop_quarantined(id, reason, &super::actor(), chrono::Utc::now().timestamp())?;

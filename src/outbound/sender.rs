@@ -163,6 +163,7 @@ impl Sender {
         let due = self.db(move |s| s.due_outbox(now, PASS)).await?;
         let full = due.len() as u32 == PASS;
         for row in due {
+            info!(id = row.id, "to the relay");
             let result = self.relay.send(&row.envelope_from, &row.recipients, &row.raw).await;
             let now = chrono::Utc::now().timestamp();
             match result {
@@ -170,6 +171,9 @@ impl Sender {
                     if failpoint {
                         std::process::abort();
                     }
+                    // A crash from the relay's 250 to the commit below sends this mail again after restart; the
+                    // random-SIGKILL test reads "to the relay", "relay accepted" and "sent" to count such kills.
+                    info!(id = row.id, "relay accepted");
                     let id = row.id;
                     self.write(move |tx| tx.mark_sent(id, now)).await?;
                     self.metrics.outbox_sent();

@@ -156,7 +156,17 @@ pub type Parsed = Vec<Option<ParsedMail>>;
 /// the parsing core, not inside the store's transaction.
 pub struct ParsedMail {
     pub sha256: String,
+    /// The raw bytes as a zstd frame, when that is smaller ([`crate::store::compress_raw`]): compressed here, on
+    /// the parsing core, so the store thread only writes fewer bytes.
+    pub zstd: Option<Vec<u8>>,
     pub mail: Result<InboundMail, Rejection>,
+}
+
+/// A parsed mail's raw bytes as the store keeps them: their SHA-256 and, when smaller, their zstd frame.
+#[derive(Clone, Copy)]
+struct RawRef<'a> {
+    sha: &'a str,
+    zstd: Option<&'a [u8]>,
 }
 
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -226,6 +236,7 @@ impl Pipeline {
             .map(|m| {
                 m.refused.is_none().then(|| ParsedMail {
                     sha256: sha256_hex(&m.raw),
+                    zstd: crate::store::compress_raw(&m.raw),
                     mail: parse::parse_mail_hashed(&m.raw, &self.setup.config.limits),
                 })
             })
@@ -238,6 +249,18 @@ impl Pipeline {
         store: &mut Store,
         batch: &[Incoming],
         parsed: Parsed,
+    ) -> Result<Vec<Outcome>, StoreError> {
+        self.store_batch_and(store, batch, parsed, |_| Ok(()))
+    }
+
+    /// [`Self::store_batch`], with `also` written in the same transaction (the daemon's IMAP position): one commit,
+    /// so one fsync, per batch.
+    pub fn store_batch_and(
+        &self,
+        store: &mut Store,
+        batch: &[Incoming],
+        parsed: Parsed,
+        also: impl FnOnce(&Tx<'_>) -> Result<(), StoreError>,
     ) -> Result<Vec<Outcome>, StoreError> {
         let started = std::time::Instant::now();
         let now = (self.clock)();
@@ -275,6 +298,7 @@ impl Pipeline {
             info!(result = outcome.kind(), outcome = %outcome, "processed");
             outcomes.push(outcome);
         }
+        also(&tx)?;
         let write_time = started.elapsed();
         tx.commit()?;
         debug!(
@@ -306,7 +330,7 @@ impl Pipeline {
             )?;
             return Ok(Outcome::Quarantined { id, reason: refusal.reason.clone() });
         }
-        let Some(ParsedMail { sha256: sha, mail }) = parsed else {
+        let Some(ParsedMail { sha256: sha, mail, zstd }) = parsed else {
             // Only refused mail comes unparsed, and it returned above; were that ever broken, the mail is
             // quarantined by the caller rather than the daemon stopping.
             return Err(StoreError::Invalid("a mail reached the store without being parsed".into()));
@@ -319,7 +343,7 @@ impl Pipeline {
             Ok(mail) => mail,
             Err(rejection) => return self.quarantine(tx, incoming, &rejection.to_string(), now),
         };
-        self.store_mail(tx, incoming, mail, sha, now)
+        self.store_mail(tx, incoming, mail, RawRef { sha, zstd: zstd.as_deref() }, now)
     }
 
     fn quarantine(&self, tx: &Tx<'_>, incoming: &Incoming, reason: &str, now: i64) -> Result<Outcome, StoreError> {
@@ -338,7 +362,7 @@ impl Pipeline {
         tx: &Tx<'_>,
         incoming: &Incoming,
         mail: &InboundMail,
-        sha: &str,
+        raw: RawRef<'_>,
         now: i64,
     ) -> Result<Outcome, StoreError> {
         // Our own mail coming back (a forwarding loop, a relay returning it) never becomes a ticket.
@@ -346,7 +370,7 @@ impl Pipeline {
             return self.quarantine(tx, incoming, "our own outgoing mail came back; not a ticket (loop guard)", now);
         }
         if let Some(proven) = self.proven_agent(tx, mail)? {
-            return self.agent_mail(tx, incoming, mail, sha, &proven, now);
+            return self.agent_mail(tx, incoming, mail, raw, &proven, now);
         }
         let placement = self.place(tx, mail, now)?;
         let current_queue = match &placement {
@@ -384,7 +408,7 @@ impl Pipeline {
                 (id, Outcome::NewTicket { number, claimed }, None, Standing::Proven)
             }
         };
-        let raw_id = tx.insert_raw(&incoming.raw, sha)?;
+        let raw_id = tx.insert_raw(&incoming.raw, raw.zstd, raw.sha)?;
         let kept = KeptAs { direction: "inbound", internal: false, visible_text: &mail.visible_text, duplicate_of };
         let article_id = self.add_article(tx, ticket_id, mail, kept, raw_id, now)?;
         self.apply_decision(tx, ticket_id, article_id, &decision, current_queue.as_deref(), now)?;
@@ -403,7 +427,7 @@ impl Pipeline {
         if let Some(event) = event {
             self.notify_about(tx, &facts, mail, event, &decision.notify, now)?;
         }
-        tx.record_ledger(&incoming.stored(sha, mail, ticket_id, article_id), now)?;
+        tx.record_ledger(&incoming.stored(raw.sha, mail, ticket_id, article_id), now)?;
         Ok(outcome)
     }
 

@@ -185,20 +185,82 @@ pub fn preflight(db: &Path, state_dir: &Path) -> std::result::Result<(), Integri
     }
 }
 
+/// How much checking a start needs. `run` starts rarely and checks the whole file every time; `ingest` starts once
+/// per mail from an MTA, and a full `quick_check` per mail would cost O(database size) each (0.2 s at 110 MB).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Thoroughness {
+    Always,
+    /// Only when the file is not the one last found whole (another inode, size or modification time: replaced,
+    /// restored, written by a checkpoint or by anything else), or that check is older than [`RECHECK_UNCHANGED`].
+    WhenChanged,
+}
+
+/// An unchanged database is checked again after this long anyway: damage need not change the file's metadata.
+pub const RECHECK_UNCHANGED: Duration = Duration::from_secs(3600);
+
 /// What `run` and `ingest` open: the use lock, then the checks, then the store with ticket counters raised to what
 /// the record beside it says was handed out (a copy restored by hand cannot reissue them either).
-pub fn open_checked(db: &Path, state_dir: &Path) -> std::result::Result<(Store, UseLock), IntegrityError> {
+pub fn open_checked(
+    db: &Path,
+    state_dir: &Path,
+    thoroughness: Thoroughness,
+) -> std::result::Result<(Store, UseLock), IntegrityError> {
     let lock = UseLock::shared(db)?;
     preflight(db, state_dir)?;
     if db.exists() {
-        let problems = quick_check(db)?;
-        if !problems.is_empty() {
-            return Err(IntegrityError::Damaged { path: db.to_path_buf(), problems });
+        let fingerprint = fingerprint(db);
+        let known_good = thoroughness == Thoroughness::WhenChanged && fingerprint.is_some() && {
+            let stamp = std::fs::read_to_string(checked_stamp_path(db)).unwrap_or_default();
+            stamp_is_fresh(&stamp, fingerprint.as_deref().unwrap_or_default(), unix_now())
+        };
+        if !known_good {
+            let problems = quick_check(db)?;
+            if !problems.is_empty() {
+                return Err(IntegrityError::Damaged { path: db.to_path_buf(), problems });
+            }
+            if let Some(fp) = fingerprint {
+                record_checked(db, &fp);
+            }
         }
     }
     let mut store = Store::open(db)?;
     store.sync_ticket_numbers(&numbers_path(db))?;
     Ok((store, lock))
+}
+
+/// Beside the database: the fingerprint of the file as last found whole, and when.
+fn checked_stamp_path(db: &Path) -> PathBuf {
+    let mut name = db.file_name().unwrap_or_default().to_os_string();
+    name.push(".checked");
+    db.with_file_name(name)
+}
+
+/// Device, inode, size and modification time (ns) of the database file.
+fn fingerprint(db: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(db).ok()?;
+    Some(format!("{}:{}:{}:{}.{}", m.dev(), m.ino(), m.len(), m.mtime(), m.mtime_nsec()))
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+/// A stamp reads `FINGERPRINT CHECKED_AT`; fresh when it names this very file and is recent.
+fn stamp_is_fresh(stamp: &str, fingerprint: &str, now: i64) -> bool {
+    let Some((fp, at)) = stamp.trim().split_once(' ') else { return false };
+    let Ok(at) = at.parse::<i64>() else { return false };
+    fp == fingerprint && (0..RECHECK_UNCHANGED.as_secs() as i64).contains(&(now - at))
+}
+
+/// Best effort: without a stamp the next start simply checks again.
+fn record_checked(db: &Path, fingerprint: &str) {
+    let path = checked_stamp_path(db);
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let written = std::fs::write(&tmp, format!("{fingerprint} {}\n", unix_now()));
+    if written.and_then(|()| std::fs::rename(&tmp, &path)).is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
 }
 
 /// Reads `YYYYMMDD N` lines; a missing file is empty, a line that does not parse is skipped.
@@ -343,7 +405,7 @@ mod tests {
             let mut store = Store::open(&db).unwrap();
             let tx = store.begin().unwrap();
             for i in 0..400 {
-                tx.insert_raw(&vec![b'x'; 3000], &format!("{i:064}")).unwrap();
+                tx.insert_raw(&vec![b'x'; 3000], None, &format!("{i:064}")).unwrap();
             }
             tx.commit().unwrap();
             store.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
@@ -351,6 +413,38 @@ mod tests {
         assert!(quick_check(&db).unwrap().is_empty());
         damage_middle(&db);
         assert!(!quick_check(&db).unwrap().is_empty(), "overwritten pages went unnoticed");
+    }
+
+    #[test]
+    fn a_stamp_is_fresh_only_for_the_same_file_and_within_the_hour() {
+        let now = 1_800_000_000;
+        assert!(stamp_is_fresh("1:2:4096:5.6 1799999000\n", "1:2:4096:5.6", now));
+        assert!(!stamp_is_fresh("1:2:4096:5.6 1799999000", "1:2:4096:5.7", now), "modified since");
+        assert!(!stamp_is_fresh("1:2:4096:5.6 1799996000", "1:2:4096:5.6", now), "older than an hour");
+        assert!(!stamp_is_fresh("1:2:4096:5.6 1800000100", "1:2:4096:5.6", now), "from the future");
+        assert!(!stamp_is_fresh("", "1:2:4096:5.6", now));
+        assert!(!stamp_is_fresh("garbage", "1:2:4096:5.6", now));
+    }
+
+    #[test]
+    fn damage_after_a_good_check_is_found_by_the_next_start_that_checks_only_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("postdesk.db");
+        {
+            let mut store = Store::open(&db).unwrap();
+            let tx = store.begin().unwrap();
+            for i in 0..400 {
+                tx.insert_raw(&vec![b'x'; 3000], None, &format!("{i:064}")).unwrap();
+            }
+            tx.commit().unwrap();
+            store.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+        }
+        drop(open_checked(&db, dir.path(), Thoroughness::WhenChanged).unwrap());
+        let stamp = std::fs::read_to_string(checked_stamp_path(&db)).unwrap();
+        assert!(stamp_is_fresh(&stamp, &fingerprint(&db).unwrap(), unix_now()), "{stamp}");
+        damage_middle(&db);
+        let refused = open_checked(&db, dir.path(), Thoroughness::WhenChanged).map(|_| ()).unwrap_err();
+        assert!(matches!(refused, IntegrityError::Damaged { .. }), "{refused}");
     }
 
     /// Overwrites pages in the middle of a database file with noise, as a failing disk might.

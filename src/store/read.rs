@@ -1,7 +1,7 @@
 //! Queries behind `ticket list`, `ticket show` and `status`. The view structs are the documented JSON of those
 //! commands (docs/json.md): add fields, never rename or remove them.
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::OptionalExtension;
 use serde::Serialize;
 
 use super::{Result, Store};
@@ -126,7 +126,7 @@ pub struct StatusCounts {
 }
 
 const SUMMARY_COLUMNS: &str = "t.number, t.subject, t.state, t.queue, t.priority, t.customer, t.owner, \
-     (SELECT count(*) FROM articles a WHERE a.ticket_id = t.id), t.created_at, t.updated_at";
+     t.article_count, t.created_at, t.updated_at";
 
 fn summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<TicketSummary> {
     let priority: i64 = r.get(4)?;
@@ -153,14 +153,28 @@ fn json_list(text: String) -> Vec<String> {
 }
 
 impl Store {
+    /// Newest activity first. Each filter combination gets its own statement, so SQLite walks the matching
+    /// `tickets_*_updated` index backwards and stops after `limit` rows instead of sorting every ticket.
     pub fn list_tickets(&self, filter: &TicketFilter) -> Result<Vec<TicketSummary>> {
+        let condition = match (&filter.queue, &filter.state) {
+            (None, None) => "",
+            (Some(_), None) => "WHERE t.queue = ?1",
+            (None, Some(_)) => "WHERE t.state = ?2",
+            (Some(_), Some(_)) => "WHERE t.queue = ?1 AND t.state = ?2",
+        };
         let sql = format!(
-            "SELECT {SUMMARY_COLUMNS} FROM tickets t WHERE (?1 IS NULL OR t.queue = ?1) AND (?2 IS NULL OR t.state = ?2) \
-             ORDER BY t.updated_at DESC, t.id DESC LIMIT ?3"
+            "SELECT {SUMMARY_COLUMNS} FROM tickets t {condition} ORDER BY t.updated_at DESC, t.id DESC LIMIT ?3"
         );
         let mut stmt = self.conn.prepare(&sql)?;
         let limit = filter.limit.map_or(-1, i64::from);
-        let rows = stmt.query_map(params![filter.queue, filter.state, limit], summary)?;
+        let mut bind = |index: usize, value: &Option<String>| match value {
+            Some(v) => stmt.raw_bind_parameter(index, v),
+            None => Ok(()),
+        };
+        bind(1, &filter.queue)?;
+        bind(2, &filter.state)?;
+        stmt.raw_bind_parameter(3, limit)?;
+        let rows = stmt.raw_query().mapped(summary);
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -290,19 +304,22 @@ impl Store {
             .optional()?)
     }
 
+    /// The exact bytes of a stored raw mail, whether its row is compressed or not.
     pub fn raw_by_id(&self, raw_id: i64) -> Result<Option<Vec<u8>>> {
-        Ok(self.conn.query_row("SELECT data FROM raw_messages WHERE id = ?1", [raw_id], |r| r.get(0)).optional()?)
+        self.raw_where("r.id = ?1", raw_id)
     }
 
+    /// The exact bytes of the mail an article was made from.
     pub fn raw_message(&self, article_id: i64) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT r.data FROM articles a JOIN raw_messages r ON r.id = a.raw_id WHERE a.id = ?1",
-                [article_id],
-                |r| r.get(0),
-            )
-            .optional()?)
+        self.raw_where("r.id = (SELECT raw_id FROM articles WHERE id = ?1)", article_id)
+    }
+
+    fn raw_where(&self, condition: &str, id: i64) -> Result<Option<Vec<u8>>> {
+        // `condition` is one of two fixed strings above, never user input.
+        let sql = format!("SELECT r.data, r.encoding, r.size FROM raw_messages r WHERE {condition}");
+        let row: Option<(Vec<u8>, Option<String>, i64)> =
+            self.conn.query_row(&sql, [id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).optional()?;
+        row.map(|(data, encoding, size)| super::raw::decode(data, encoding.as_deref(), size)).transpose()
     }
 
     pub fn quarantine_list(&self, limit: u32) -> Result<Vec<QuarantineView>> {

@@ -137,13 +137,24 @@ impl<'c> Tx<'c> {
             .optional()?)
     }
 
-    /// Stores raw bytes once per content and returns their row id.
-    pub fn insert_raw(&self, data: &[u8], sha256: &str) -> Result<i64> {
-        self.tx.execute(
-            "INSERT INTO raw_messages (sha256, size, data) VALUES (?1, ?2, ?3) ON CONFLICT(sha256) DO NOTHING",
-            params![sha256, data.len() as i64, data],
+    /// Stores a mail's raw bytes once per content and returns their row id. `zstd` is
+    /// [`super::compress_raw`]`(raw)`, taken on the parsing core: the row holds it instead when there is one.
+    pub fn insert_raw(&self, raw: &[u8], zstd: Option<&[u8]>, sha256: &str) -> Result<i64> {
+        let mut insert = self.tx.prepare_cached(
+            "INSERT INTO raw_messages (sha256, size, data, encoding) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT(sha256) DO NOTHING RETURNING id",
         )?;
-        Ok(self.tx.query_row("SELECT id FROM raw_messages WHERE sha256 = ?1", [sha256], |r| r.get(0))?)
+        let encoding = zstd.map(|_| super::raw::ZSTD);
+        let inserted = insert
+            .query_row(params![sha256, raw.len() as i64, zstd.unwrap_or(raw), encoding], |r| r.get(0))
+            .optional()?;
+        match inserted {
+            Some(id) => Ok(id),
+            None => Ok(self
+                .tx
+                .prepare_cached("SELECT id FROM raw_messages WHERE sha256 = ?1")?
+                .query_row([sha256], |r| r.get(0))?),
+        }
     }
 
     /// The next ticket number for `day` (YYYYMMDD). The counter row is updated in this transaction, so two writers
