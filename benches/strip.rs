@@ -20,6 +20,8 @@ fn shapes() -> Vec<(&'static str, String)> {
         ("1M attribution openers", "On Mon, 1 Feb 2016 at 10:00, A <a@example.org>\n".repeat(1_000_000)),
         ("1M header-like lines", "From: a@example.org\nhello\n".repeat(500_000)),
         ("1M lines ending in ':'", "On this day we wrote:\n".repeat(1_000_000)),
+        // The fuzzer's slow shape: non-ASCII attribution-like lines, each of which may end a wrapped attribution.
+        ("200k Spanish attribution tails", " las 10:12, support <support@example.ocribió:\n".repeat(200_000)),
     ]
 }
 
