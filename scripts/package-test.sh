@@ -53,7 +53,11 @@ for page in postdesk.8 postdesk.toml.5; do
   [[ -f /usr/share/man/man${page##*.}/$page.gz ]] || die "man page $page missing"
   zcat "/usr/share/man/man${page##*.}/$page.gz" | grep -q '^\.SH' || die "man page $page empty"
 done
-if command -v man >/dev/null; then man -w postdesk >/dev/null && man -w postdesk.toml >/dev/null; fi
+# As an admin reads them: `man` finds both pages (man-db is not on every minimal machine).
+command -v man >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends man-db >/dev/null
+man -w postdesk >/dev/null || die "man postdesk finds no page"
+man -w postdesk.toml >/dev/null || die "man postdesk.toml finds no page"
+MANWIDTH=80 man postdesk.toml 2>/dev/null | grep -q 'max_message_bytes' || die "man postdesk.toml does not render"
 bash -c 'source /usr/share/bash-completion/completions/postdesk && complete -p postdesk' >/dev/null ||
   die "bash completion does not load"
 systemd-analyze verify "$UNIT" || die "systemd-analyze verify $UNIT"
