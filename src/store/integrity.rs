@@ -138,6 +138,11 @@ impl UseLock {
         Self::take(db, true)
     }
 
+    /// From exclusive to shared, on the same open file (flock converts the lock in place).
+    fn downgrade(&self) -> std::io::Result<()> {
+        FileExt::lock_shared(&self._dir)
+    }
+
     fn take(db: &Path, exclusive: bool) -> std::result::Result<UseLock, IntegrityError> {
         let dir = database_dir(db);
         std::fs::create_dir_all(&dir).map_err(|e| StoreError::Invalid(format!("{}: {e}", dir.display())))?;
@@ -205,7 +210,10 @@ pub fn open_checked(
     state_dir: &Path,
     thoroughness: Thoroughness,
 ) -> std::result::Result<(Store, UseLock), IntegrityError> {
-    let lock = UseLock::shared(db)?;
+    // Whoever creates the database does so alone: a second process must not meet the file while it is still
+    // 0 bytes (refused as an emptied database) when two mails arrive on a fresh installation at once.
+    let creating = std::fs::metadata(db).map_or(true, |m| m.len() == 0);
+    let lock = if creating { UseLock::exclusive(db)? } else { UseLock::shared(db)? };
     preflight(db, state_dir)?;
     if db.exists() {
         let fingerprint = fingerprint(db);
@@ -225,6 +233,10 @@ pub fn open_checked(
     }
     let mut store = Store::open(db)?;
     store.sync_ticket_numbers(&numbers_path(db))?;
+    if creating {
+        // Made now: the others may use it alongside (a daemon holds its lock for as long as it runs).
+        lock.downgrade().map_err(|e| StoreError::Invalid(format!("{}: {e}", db.display())))?;
+    }
     Ok((store, lock))
 }
 
