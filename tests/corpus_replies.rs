@@ -308,7 +308,7 @@ fn fixtures() {
         assert_eq!(normalize(&got), normalize(&want), "fixture {stem}");
         count += 1;
     }
-    assert!(count >= 13, "only {count} fixtures found in {}", dir.display());
+    assert!(count >= 24, "only {count} fixtures found in {}", dir.display());
 }
 
 #[test]

@@ -11,6 +11,8 @@
 //! 4. The first history marker that follows some text cuts the rest, unless the history is a quote followed by a
 //!    long unquoted part (an inline or bottom-posted reply), in which case only the marker lines go.
 //! 5. Trailing quotes and blank lines go.
+//! 6. A closing sign-off block below the reply's own text goes: a valediction line ("Best regards,") followed by a
+//!    name and title, phone or address lines up to the end (see [`signoff`] for the guards).
 //!
 //! A mail with no new text at all: if it holds only `>` quotes, they are returned as they are (someone quoting
 //! without comment still says something); if it is a quoted reply chain (it quotes an attribution line), or only
@@ -20,6 +22,7 @@
 //! Every step is linear in the size of the body: regexes run on single lines or on windows of a few lines.
 
 mod lines;
+mod signoff;
 
 use lines::Kind;
 
@@ -269,6 +272,11 @@ fn decide(kinds: &[Kind], lines: &[&str]) -> Vec<usize> {
         }
     } else if seq.iter().any(|&i| kind(i) == Kind::Quote && quotes_attribution(lines[i])) {
         seq.clear();
+    }
+
+    // 6. The closing sign-off block, when the reply has text of its own above it.
+    if let Some(start) = signoff::start(&seq, kinds, lines) {
+        seq.truncate(start);
     }
     seq
 }

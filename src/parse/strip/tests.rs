@@ -256,8 +256,9 @@ fn mobile_signatures_in_many_languages_and_apps() {
 /// fall back to the PikeVM on non-ASCII text. The work was linear in lines but each byte cost ~30 times more.
 #[test]
 fn no_unicode_word_boundary_that_forces_the_slow_regex_engine() {
-    let patterns = super::lines::patterns();
+    let mut patterns = super::lines::patterns();
     assert!(patterns.len() >= 13);
+    patterns.extend(super::signoff::patterns());
     for pattern in patterns {
         let without_escaped_backslashes = pattern.replace("\\\\", "");
         assert!(
@@ -265,4 +266,82 @@ fn no_unicode_word_boundary_that_forces_the_slow_regex_engine() {
             "pattern uses a Unicode word boundary: {pattern}"
         );
     }
+}
+
+#[test]
+fn closing_sign_off_blocks() {
+    let reply = "It works now.";
+    for block in [
+        "Best regards,\nJane Doe\nSenior Accountant | ACME GmbH\n+49 30 1234567",
+        "Kind regards\n\nJane Doe\n\nACME GmbH",
+        "Regards,\nJane Doe\njane.doe@acme.example",
+        "Mit freundlichen Grüßen\nMax Mustermann\nBeispiel AG\nTel.: +49 30 9876543",
+        "Viele Grüße\nMax\nwww.beispiel.de",
+        "Cordialement,\nClaire Martin\nResponsable informatique",
+        "Saludos,\nLucía\nDepartamento de Compras",
+        "Cordiali saluti\nMario Rossi\nUfficio Acquisti",
+        "Met vriendelijke groet,\nJan Jansen\nAfdeling Inkoop",
+        "Med vänlig hälsning\nAnna Andersson\n+46 8 123 456 78",
+        "Pozdrawiam,\nJan Kowalski\nDział IT",
+        "С уважением,\nИван Петров\n+7 495 123-45-67",
+        "よろしくお願いします。\n山田太郎\n株式会社サンプル",
+        "此致敬礼\n张伟\n技术部",
+        "Thanks,\nJane Doe\nACME GmbH | Accounts",
+    ] {
+        let tight = format!("{reply}\n{block}\n");
+        check(&[(block, &tight, reply)]);
+        let input = format!("{reply}\n\n{block}\n");
+        check(&[(block, &input, reply)]);
+    }
+    // When unsure, keep: each of these ends as it came in.
+    for kept in [
+        // Only a name below: the trimmer corpus keeps "Thanks,\nSome One" and "Best regards,\n\n//Jef".
+        "It works now.\n\nThanks,\nSome One",
+        "It works now.\n\nBest regards,\n\n//Jef",
+        "It works now.\n\nCheers",
+        // A sentence below the valediction, a P.S., a question.
+        "It works now.\n\nBest,\nJane\nACME\nI attached the log from this morning.",
+        "It works now.\n\nBest,\nJane\nACME\n\nP.S. the printer is on floor 2",
+        "It works now.\n\nRegards,\nJane\nACME\nCan you close the ticket?",
+        // "Thank you!" is a sentence of the reply.
+        "It works now.\n\nThank you!\nJane Doe\nACME GmbH",
+        // A valediction followed by more paragraphs.
+        "Regards,\nJane\nACME\n\nOne more thing: the PDF still shows the old logo, please check that as well.",
+        // Nothing above the block.
+        "Best regards,\nJane Doe\nACME GmbH\n+49 30 1234567",
+        // "Regards" inside a sentence, or wrapped into one.
+        "Please give my regards to the team.\nJane Doe\nACME GmbH",
+        "It works now.\nRegards\nto everyone who helped,\nJane",
+        // A list, not a sign-off: under a colon, or a bare word right under a line that is no finished sentence.
+        "Ranking of the three plans:\nBest\nWorst\nAverage",
+        "Ranking of the three plans\nBest\nPlan B\nPlan C",
+        // More lines than a sign-off block has.
+        "It works now.\n\nBest,\nA\nB\nC\nD\nE\nF\nG",
+    ] {
+        check(&[(kept, kept, kept)]);
+    }
+    // A sign-off above the quoted history goes with it; quoted lines are never part of a block.
+    check(&[
+        (
+            "above history",
+            "Done.\n\nBest regards,\nJane Doe\nACME GmbH\n\nOn Mon, 1 Dec 2025 at 09:12, S <s@example.org> wrote:\n> q",
+            "Done.",
+        ),
+        (
+            "quoted block",
+            "Done.\n\nBest regards,\n> Jane Doe\n> ACME GmbH\nJane",
+            "Done.\n\nBest regards,\n> Jane Doe\n> ACME GmbH\nJane",
+        ),
+    ]);
+}
+
+/// The sign-off pass looks at a bounded tail: a body of a million valediction and name lines costs the same per line
+/// as any other.
+#[test]
+fn sign_off_pass_looks_only_at_the_tail() {
+    let body = "Best regards,\nJane Doe\nACME GmbH\n".repeat(20_000);
+    let input = format!("It works now.\n\n{body}");
+    let out = visible_text(&input);
+    assert!(out.starts_with("It works now.") && out.len() < input.len(), "the last block goes, the rest stays");
+    assert!(out.ends_with("ACME GmbH"), "only the last block goes");
 }
