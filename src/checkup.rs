@@ -7,7 +7,6 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use crate::config::{Config, read_secret};
-use crate::store::Store;
 
 /// The outcome: lines to show as they are (`notes`), and `problems`, each of which fails the check.
 #[derive(Debug, Default)]
@@ -133,9 +132,8 @@ fn database(config: &Config, c: &mut Checkup) {
             ));
         }
     }
-    let result = Store::open_read_only(&path).and_then(|s| s.quick_check());
-    match result {
-        Ok(lines) if lines == ["ok"] => c.notes.push(format!("  database:  {} (quick_check ok)", path.display())),
+    match crate::store::integrity::quick_check(&path) {
+        Ok(lines) if lines.is_empty() => c.notes.push(format!("  database:  {} (quick_check ok)", path.display())),
         Ok(lines) => c.problems.push(format!(
             "{}: database is damaged (PRAGMA quick_check: {}); stop postdesk and restore it from a backup",
             path.display(),

@@ -224,23 +224,3 @@ fn backup_rotation_removes_copies_older_than_keep_days_and_nothing_else() {
     assert!(backups.join("README").exists());
     assert_eq!(std::fs::read_dir(&backups).unwrap().count(), 4, "two kept, the new one, and README");
 }
-
-/// Overwrites pages in the middle of a database file with noise, as a failing disk might.
-fn damage_middle(path: &std::path::Path) {
-    use std::io::{Seek, SeekFrom, Write};
-    let len = std::fs::metadata(path).unwrap().len();
-    let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-    let mut noise = 0x2545_f491u32;
-    for page in 0..50u64 {
-        f.seek(SeekFrom::Start(len / 4 + page * 4096 * 2)).unwrap();
-        let bytes: Vec<u8> = (0..4096)
-            .map(|_| {
-                noise ^= noise << 13;
-                noise ^= noise >> 17;
-                noise ^= noise << 5;
-                noise as u8
-            })
-            .collect();
-        f.write_all(&bytes).unwrap();
-    }
-}

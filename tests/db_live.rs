@@ -111,7 +111,7 @@ fn run_refuses_to_start_on_a_database_damaged_in_the_middle() {
     daemon.signal("TERM");
     assert!(daemon.wait_exit(Duration::from_secs(10)).is_some());
     let db = state.join("postdesk.db");
-    damage_middle(&db);
+    common::damage_middle(&db);
 
     stack.deliver("support", &customer_mail(9999, "arrives while the database is damaged"));
     let mut daemon = Daemon::start(&config);
@@ -158,26 +158,4 @@ fn mail_left_in_the_imap_quarantine_for_its_size_is_fetched_into_one_ticket_once
     let store = Store::open_read_only(&state.join("postdesk.db")).unwrap();
     let item = store.quarantine_item(1).unwrap().unwrap();
     assert_eq!(item.action.unwrap().action, "replayed");
-}
-
-/// Overwrites up to 50 pages in the middle of a database file with noise, as a failing disk might.
-fn damage_middle(path: &Path) {
-    use std::io::{Seek, SeekFrom, Write};
-    let len = std::fs::metadata(path).unwrap().len();
-    let pages = (len / 2 / 4096).min(50);
-    assert!(pages >= 10, "database too small to damage in the middle: {len} bytes");
-    let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-    let mut noise = 0x2545_f491u32;
-    for page in 0..pages {
-        f.seek(SeekFrom::Start((len / 4 / 4096 + page) * 4096)).unwrap();
-        let bytes: Vec<u8> = (0..4096)
-            .map(|_| {
-                noise ^= noise << 13;
-                noise ^= noise >> 17;
-                noise ^= noise << 5;
-                noise as u8
-            })
-            .collect();
-        f.write_all(&bytes).unwrap();
-    }
 }

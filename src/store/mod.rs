@@ -4,7 +4,6 @@
 mod agents;
 pub mod backup;
 mod budget;
-mod health;
 pub mod integrity;
 mod migrate;
 mod outbox;

@@ -82,3 +82,25 @@ pub fn fixture(name: &str) -> Vec<u8> {
 }
 
 pub mod stack;
+
+/// Overwrites pages in the middle of a database file with noise, as a failing disk might.
+pub fn damage_middle(path: &Path) {
+    use std::io::{Seek, SeekFrom, Write};
+    let len = std::fs::metadata(path).unwrap().len();
+    let pages = (len / 2 / 4096).min(50);
+    assert!(pages >= 10, "database too small to damage in the middle: {len} bytes");
+    let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    let mut noise = 0x2545_f491u32;
+    for page in 0..pages {
+        f.seek(SeekFrom::Start((len / 4 / 4096 + page) * 4096)).unwrap();
+        let bytes: Vec<u8> = (0..4096)
+            .map(|_| {
+                noise ^= noise << 13;
+                noise ^= noise >> 17;
+                noise ^= noise << 5;
+                noise as u8
+            })
+            .collect();
+        f.write_all(&bytes).unwrap();
+    }
+}
