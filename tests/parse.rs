@@ -220,3 +220,17 @@ fn the_pipeline_parse_keeps_each_attachments_hash_and_size_but_not_its_bytes() {
         assert_eq!((h.size, &h.sha256, &h.filename), (f.data.len(), &f.sha256, &f.filename));
     }
 }
+
+/// mail-parser 0.11 panics on a message/rfc822 part nested in another whose body is empty (found by fuzzing); the
+/// panic must stay inside `parse_mail`, which answers with a rejection the pipeline quarantines.
+#[test]
+fn a_panic_inside_mail_parser_is_a_rejection_not_a_crash() {
+    let raw = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fuzz-corpus/mail/nested_rfc822_mail_parser_panic.eml"),
+    )
+    .unwrap();
+    let result = std::panic::catch_unwind(|| parse_mail(&raw, &Limits::default()));
+    let parsed = result.expect("parse_mail let a panic escape");
+    assert!(matches!(parsed, Err(Rejection::ParserFailed(_))), "{:?}", parsed.map(|m| m.subject));
+}

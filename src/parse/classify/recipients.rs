@@ -304,9 +304,15 @@ fn text_recipients(e: &Evidence<'_>) -> Vec<FailedRecipient> {
     let lines: Vec<&str> = text.lines().collect();
     let mut scored: Vec<(u8, FailedRecipient)> = Vec::new();
     for (i, line) in lines.iter().enumerate() {
-        for m in ADDR.find_iter(line) {
+        if scored.len() >= MAX_CANDIDATES {
+            break;
+        }
+        // Per line, not per address: a hostile line of thousands of addresses must cost linear time (fuzzing found
+        // a 53 KB line that took seconds when each address re-read everything before it).
+        let mut line_facts: Option<(Option<String>, bool)> = None;
+        for m in ADDR.find_iter(line).take(MAX_ADDRESSES_PER_LINE) {
             let addr = clean(m.as_str());
-            let before = &line[..m.start()];
+            let before = tail(&line[..m.start()], CONTEXT_BYTES);
             let after = &line[m.end()..];
             if own.contains(&addr.to_ascii_lowercase()) || SENDER_ECHO.is_match(before) {
                 continue;
@@ -315,11 +321,15 @@ fn text_recipients(e: &Evidence<'_>) -> Vec<FailedRecipient> {
             if GENERATED.is_match(before) {
                 continue;
             }
-            let window: String = lines[i..(i + 3).min(lines.len())].join(" ");
-            let status = STATUS.find(&window).map(|s| s.as_str().to_string());
+            let (status, smtp_code) = line_facts
+                .get_or_insert_with(|| {
+                    let window: String = lines[i..(i + 3).min(lines.len())].join(" ");
+                    (STATUS.find(&window).map(|s| s.as_str().to_string()), SMTP_CODE.is_match(line))
+                })
+                .clone();
             let score = if before.trim() == "<" && after.starts_with(">:") {
                 3
-            } else if SMTP_CODE.is_match(line) || status.is_some() {
+            } else if smtp_code || status.is_some() {
                 2
             } else if line.starts_with(' ') || line.starts_with('\t') || before.trim().is_empty() {
                 1
@@ -335,7 +345,28 @@ fn text_recipients(e: &Evidence<'_>) -> Vec<FailedRecipient> {
         }
     }
     let best = scored.iter().map(|(s, _)| *s).max().unwrap_or(0);
-    scored.into_iter().filter(|(s, _)| *s == best).map(|(_, r)| r).collect()
+    let mut seen = std::collections::HashSet::new();
+    scored
+        .into_iter()
+        .filter(|(s, r)| *s == best && seen.insert(r.address.to_ascii_lowercase()))
+        .map(|(_, r)| r)
+        .collect()
+}
+
+/// Candidate addresses read from one bounce text at most: bounds the work on a hostile notice.
+const MAX_CANDIDATES: usize = 4096;
+/// Addresses read from one line of a free-text bounce; real notices name one or a few per line.
+const MAX_ADDRESSES_PER_LINE: usize = 64;
+/// How much of a line before an address tells what it is ("MAIL FROM:<", "generated from", "<").
+const CONTEXT_BYTES: usize = 80;
+
+/// The last `max` bytes of `text`, or a little more to stay on a character boundary.
+fn tail(text: &str, max: usize) -> &str {
+    let mut start = text.len().saturating_sub(max);
+    while !text.is_char_boundary(start) {
+        start -= 1;
+    }
+    &text[start..]
 }
 
 /// The part of a bounce text before the returned original mail starts.

@@ -201,3 +201,17 @@ fn a_notice_without_a_sender_address_is_a_bounce() {
     };
     assert_eq!(classify(&e).classification, Classification::Bounce);
 }
+
+#[test]
+fn a_bounce_line_of_thousands_of_addresses_names_each_recipient_once() {
+    // Fuzzing found a qmail notice whose one 53 KB line repeats an address: every address re-read the line before it.
+    let text = format!(
+        "Hi. This is the qmail-send program at mail.example.net.\n\
+         I'm afraid I wasn't able to deliver your message to the following addresses.\n\
+         This is a permanent error; I've given up. Sorry it didn't work out.\n\n<{}>:\n",
+        "nobody.here@example.net>".repeat(5_000)
+    );
+    let v = text_bounce("failure notice", &[], &text);
+    let got: Vec<String> = v.bounce.unwrap().recipients.into_iter().map(|r| r.address).collect();
+    assert_eq!(got, ["nobody.here@example.net"]);
+}
