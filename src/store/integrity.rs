@@ -240,6 +240,18 @@ pub fn open_checked(
     Ok((store, lock))
 }
 
+/// After a start that found the database whole, its own writes (and any checkpoint they caused) change the file's
+/// modification time; this records the file as it is now, so that the next `ingest` does not read the whole
+/// database again only because of them. Best effort, like the stamp itself; the hourly re-check still applies.
+pub fn still_whole(db: &Path) {
+    let stamp = std::fs::read_to_string(checked_stamp_path(db)).unwrap_or_default();
+    let Some((_, at)) = stamp.trim().split_once(' ') else { return };
+    let Ok(at) = at.parse::<i64>() else { return };
+    if let Some(fingerprint) = fingerprint(db) {
+        write_stamp(db, &fingerprint, at);
+    }
+}
+
 /// Beside the database: the fingerprint of the file as last found whole, and when.
 fn checked_stamp_path(db: &Path) -> PathBuf {
     let mut name = db.file_name().unwrap_or_default().to_os_string();
@@ -267,9 +279,14 @@ fn stamp_is_fresh(stamp: &str, fingerprint: &str, now: i64) -> bool {
 
 /// Best effort: without a stamp the next start simply checks again.
 fn record_checked(db: &Path, fingerprint: &str) {
+    write_stamp(db, fingerprint, unix_now());
+}
+
+/// `checked_at` is when the whole file was last read and found whole, kept as it was when only our writes followed.
+fn write_stamp(db: &Path, fingerprint: &str, checked_at: i64) {
     let path = checked_stamp_path(db);
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let written = std::fs::write(&tmp, format!("{fingerprint} {}\n", unix_now()));
+    let written = std::fs::write(&tmp, format!("{fingerprint} {checked_at}\n"));
     if written.and_then(|()| std::fs::rename(&tmp, &path)).is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -453,6 +470,28 @@ mod tests {
         damage_middle(&db);
         let refused = open_checked(&db, dir.path(), Thoroughness::WhenChanged).map(|_| ()).unwrap_err();
         assert!(matches!(refused, IntegrityError::Damaged { .. }), "{refused}");
+    }
+
+    #[test]
+    fn our_own_writes_after_a_good_check_keep_the_stamp_fresh_and_its_time() {
+        let (_dir, db) = database_of_1_2_mb();
+        record_checked(&db, &fingerprint(&db).unwrap());
+        let checked_at = |s: &str| s.trim().split_once(' ').unwrap().1.to_string();
+        let before = std::fs::read_to_string(checked_stamp_path(&db)).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        {
+            let mut store = Store::open(&db).unwrap();
+            let tx = store.begin().unwrap();
+            tx.insert_raw(b"Subject: x\r\n\r\ny", None, &"f".repeat(64)).unwrap();
+            tx.commit().unwrap();
+            store.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+        }
+        let now = fingerprint(&db).unwrap();
+        assert!(!stamp_is_fresh(&before, &now, unix_now()), "the checkpoint changed the file");
+        still_whole(&db);
+        let after = std::fs::read_to_string(checked_stamp_path(&db)).unwrap();
+        assert!(stamp_is_fresh(&after, &now, unix_now()), "{after}");
+        assert_eq!(checked_at(&after), checked_at(&before), "the hour counts from the last real check");
     }
 
     /// Overwrites pages in the middle of a database file with noise, as a failing disk might.
