@@ -13,18 +13,7 @@ use common::stack::*;
 #[test]
 fn one_json_line_per_mail_names_ticket_outcome_classification_queue_and_message_id() {
     let env = common::Env::new();
-    let mut child = env
-        .cmd(&["ingest"])
-        .env("POSTDESK_LOG", "info")
-        .env("POSTDESK_LOG_FORMAT", "json")
-        .env_remove("JOURNAL_STREAM")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(&common::fixture("new-ticket.eml")).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = ingest_at_info(&env, Some("json"));
     assert!(out.status.success(), "{}", common::stderr(&out));
     let number = common::ticket_number(&common::stdout(&out));
     let log = common::stderr(&out);
@@ -68,18 +57,20 @@ fn one_line_per_sent_mail_carries_the_relays_answer() {
 #[test]
 fn the_configs_logging_format_is_honoured() {
     let env = common::Env::with_extra("[logging]\nformat = \"json\"\n");
-    let mut child = env
-        .cmd(&["ingest"])
-        .env("POSTDESK_LOG", "info")
-        .env_remove("POSTDESK_LOG_FORMAT")
-        .env_remove("JOURNAL_STREAM")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(&common::fixture("new-ticket.eml")).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = ingest_at_info(&env, None);
     let log = common::stderr(&out);
     assert!(!log.trim().is_empty() && log.lines().all(|l| l.starts_with('{')), "{log}");
+}
+
+/// `postdesk ingest` of one fixture mail at info level, outside journald; `format` sets POSTDESK_LOG_FORMAT.
+fn ingest_at_info(env: &common::Env, format: Option<&str>) -> std::process::Output {
+    let mut cmd = env.cmd(&["ingest"]);
+    cmd.env("POSTDESK_LOG", "info").env_remove("JOURNAL_STREAM");
+    match format {
+        Some(f) => cmd.env("POSTDESK_LOG_FORMAT", f),
+        None => cmd.env_remove("POSTDESK_LOG_FORMAT"),
+    };
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(&common::fixture("new-ticket.eml")).unwrap();
+    child.wait_with_output().unwrap()
 }
