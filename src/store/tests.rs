@@ -58,43 +58,9 @@ fn ticket_numbers_count_up_per_day() {
 fn attachments_are_stored_once_per_content() {
     let mut store = Store::open_in_memory().unwrap();
     let tx = store.begin().unwrap();
-    let t = tx
-        .create_ticket(&NewTicket {
-            number: "1",
-            subject: "s",
-            queue: "q",
-            priority: Default::default(),
-            state: Default::default(),
-            customer: "a@b",
-            customer_name: None,
-            owner: None,
-            claimed_number: None,
-            now: 0,
-        })
-        .unwrap();
-    let article = NewArticle {
-        ticket_id: t,
-        direction: "inbound",
-        internal: false,
-        sender: None,
-        sender_name: None,
-        recipients: &[],
-        cc: &[],
-        subject: "s",
-        message_id: None,
-        in_reply_to: None,
-        references: &[],
-        body_text: "",
-        visible_text: "",
-        classification: "human",
-        classification_reason: None,
-        duplicate_of: None,
-        raw_id: None,
-        sent_at: None,
-        received_at: 0,
-    };
-    let a1 = tx.add_article(&article).unwrap();
-    let a2 = tx.add_article(&article).unwrap();
+    let t = super::tests_fast::ticket(&tx, "1", "q", 0);
+    let a1 = super::tests_fast::article(&tx, t, None);
+    let a2 = super::tests_fast::article(&tx, t, None);
     let file = crate::model::Attachment {
         filename: Some("../../etc/passwd".into()),
         content_type: "text/plain".into(),

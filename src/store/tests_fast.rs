@@ -1,10 +1,11 @@
-//! Migration 0006: compressed raw mail next to old rows, kept article counts, `ticket list` served by indexes.
+//! Migration 0010: compressed raw mail next to old rows, kept article counts, `ticket list` served by indexes.
 
 use rusqlite::params;
 
 use super::*;
 
-fn ticket(tx: &Tx<'_>, number: &str, queue: &str, now: i64) -> i64 {
+/// A ticket with everything but its number, queue and time left plain (the store tests share it).
+pub(super) fn ticket(tx: &Tx<'_>, number: &str, queue: &str, now: i64) -> i64 {
     tx.create_ticket(&NewTicket {
         number,
         subject: "s",
@@ -20,7 +21,8 @@ fn ticket(tx: &Tx<'_>, number: &str, queue: &str, now: i64) -> i64 {
     .unwrap()
 }
 
-fn article(tx: &Tx<'_>, ticket_id: i64, raw_id: Option<i64>) -> i64 {
+/// An inbound article with empty texts.
+pub(super) fn article(tx: &Tx<'_>, ticket_id: i64, raw_id: Option<i64>) -> i64 {
     tx.add_article(&NewArticle {
         ticket_id,
         direction: "inbound",
@@ -54,7 +56,7 @@ fn raw_mail_reads_back_exact_from_old_uncompressed_rows_and_new_compressed_ones(
     let zstd = compress_raw(text.as_bytes());
     assert!(zstd.is_some());
     let new_row = tx.insert_raw(text.as_bytes(), zstd.as_deref(), "new").unwrap();
-    // A row as every postdesk before migration 0006 wrote it: the bytes themselves, no encoding.
+    // A row as every postdesk before migration 0010 wrote it: the bytes themselves, no encoding.
     tx.conn().execute("INSERT INTO raw_messages (sha256, size, data) VALUES ('old', 3, X'6F6C64')", []).unwrap();
     let old_row: i64 =
         tx.conn().query_row("SELECT id FROM raw_messages WHERE sha256 = 'old'", [], |r| r.get(0)).unwrap();
@@ -128,7 +130,7 @@ fn ticket_list_is_served_by_an_index_without_sorting_every_ticket() {
 }
 
 #[test]
-fn upgrading_to_0006_counts_the_articles_of_existing_tickets() {
+fn upgrading_to_0010_counts_the_articles_of_existing_tickets() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.db");
     {
