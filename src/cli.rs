@@ -318,6 +318,7 @@ fn ingest(config_path: &Path, files: &[PathBuf]) -> Result<(), Failure> {
         })?;
     }
     flush(&pipeline, &mut store, &mut batch)?;
+    store.release_wal()?;
     // Our own commits (and the checkpoints they caused) changed the file; it was whole before them.
     crate::store::integrity::still_whole(&pipeline.config().database_path());
     Ok(())

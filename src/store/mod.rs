@@ -133,6 +133,34 @@ impl Store {
         Ok(Tx::new(tx))
     }
 
+    /// For a process that commits and exits (the MTA pipe's `ingest`): once the WAL has reached the
+    /// auto-checkpoint size, empty it. SQLite only rewinds a WAL when a later write finds every frame copied, and a
+    /// one-commit process never makes that later write; and each new process rebuilds its WAL index from the whole
+    /// file and counts every frame as uncopied. Left alone the WAL grows by every mail (~12 KB each), every process
+    /// reads all of it, and every commit copies it all into the database again with an extra fsync. The
+    /// checkpoint inside our commit has just copied it, so this only truncates; it waits a moment for readers and
+    /// otherwise leaves the work to the next process or the daemon.
+    pub fn release_wal(&self) -> Result<()> {
+        let Some(db) = self.conn.path().filter(|p| !p.is_empty()) else { return Ok(()) };
+        let page_size: i64 = self.conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+        let wal_len = std::fs::metadata(format!("{db}-wal")).map_or(0, |m| m.len() as i64);
+        if wal_len < WAL_AUTOCHECKPOINT_PAGES * page_size {
+            return Ok(());
+        }
+        self.conn.busy_timeout(Duration::from_millis(250))?;
+        // A busy checkpoint is not an error: the row says so, and the WAL is simply truncated later.
+        let checkpoint = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        self.conn.busy_timeout(BUSY_TIMEOUT)?;
+        match checkpoint {
+            Ok(())
+            | Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error { code: rusqlite::ErrorCode::DatabaseBusy, .. },
+                _,
+            )) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     pub fn schema_version(&self) -> Result<i64> {
         Ok(self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
     }

@@ -160,3 +160,30 @@ fn upgrading_to_0010_counts_the_articles_of_existing_tickets() {
     let list = store.list_tickets(&TicketFilter::default()).unwrap();
     assert_eq!(list[0].articles, 2);
 }
+
+/// One process per mail (the MTA pipe): each opens, commits once and exits. SQLite only rewinds a WAL on a later
+/// write, which such a process never makes, so without `release_wal` the WAL grew by every mail for ever.
+#[test]
+fn one_commit_processes_keep_the_wal_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("postdesk.db");
+    let wal = dir.path().join("postdesk.db-wal");
+    let body = "x".repeat(6000);
+    let mut largest = 0;
+    for n in 0..400 {
+        let mut store = Store::open(&db).unwrap();
+        let tx = store.begin().unwrap();
+        let t = ticket(&tx, &n.to_string(), "q", n);
+        let raw = tx.insert_raw(body.as_bytes(), None, &n.to_string()).unwrap();
+        article(&tx, t, Some(raw));
+        tx.commit().unwrap();
+        store.release_wal().unwrap();
+        largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+    }
+    let page_size: u64 = 4096;
+    // At most the auto-checkpoint size plus one commit's frames; unbounded it passes 4 MB by the 400th mail.
+    assert!(largest < (WAL_AUTOCHECKPOINT_PAGES as u64 + 64) * (page_size + 24), "WAL reached {largest} bytes");
+    let store = Store::open(&db).unwrap();
+    let count: i64 = store.conn.query_row("SELECT count(*) FROM tickets", [], |r| r.get(0)).unwrap();
+    assert_eq!(count, 400);
+}
