@@ -293,6 +293,11 @@ const INGEST_BATCH: usize = 64;
 const INGEST_BATCH_BYTES: usize = 8 << 20;
 
 fn ingest(config_path: &Path, files: &[PathBuf]) -> Result<(), Failure> {
+    if files.is_empty() {
+        // One mail, one process (the MTA pipe): the parser's regexes are built on the other core meanwhile. A
+        // thread that cannot start only means they are built when needed.
+        let _ = std::thread::Builder::new().name("warm-up".into()).spawn(crate::parse::warm_up);
+    }
     let setup = load_setup(config_path)?;
     // A damaged or lost database is refused with 75: the MTA keeps the mail until the admin has restored.
     let (mut store, _db_use) =

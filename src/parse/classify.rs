@@ -317,5 +317,16 @@ fn list_reason(e: &Evidence<'_>) -> Option<String> {
     None
 }
 
+/// Builds this module's regexes now, in the reverse of the order a mail needs them (see [`crate::parse::warm_up`]).
+pub(crate) fn warm_up() {
+    LazyLock::force(&CHALLENGE);
+    LazyLock::force(&AUTO_BODY);
+    LazyLock::force(&AUTO_SUBJECT_WORDS);
+    LazyLock::force(&AUTO_SUBJECT_SUFFIX);
+    LazyLock::force(&AUTO_SUBJECT_PREFIX);
+    LazyLock::force(&REPLY_PREFIX);
+    bounce::warm_up();
+}
+
 #[cfg(test)]
 mod tests;

@@ -5,6 +5,7 @@
 pub mod classify;
 pub mod html;
 pub mod limits;
+mod pattern;
 pub mod strip;
 pub mod subject;
 
@@ -36,6 +37,17 @@ pub enum Rejection {
 enum AttachmentBytes {
     Keep,
     HashOnly,
+}
+
+/// Builds the parser's regexes ahead of need, on the calling thread. A one-mail process (the MTA pipe's `ingest`)
+/// runs this on a second thread while the first reads its config, rules and database, so the ~10 ms the regex
+/// crate takes to build them overlaps that work instead of following it. The order is the reverse of the order a
+/// mail needs them: the parsing thread builds what it reaches first itself and the two meet in the middle (a regex
+/// is built once, by whichever thread gets to it first; the other waits for it).
+pub fn warm_up() {
+    classify::warm_up();
+    strip::warm_up();
+    subject::warm_up();
 }
 
 /// Parses and classifies one message.

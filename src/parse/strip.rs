@@ -295,5 +295,11 @@ fn quotes_attribution(line: &str) -> bool {
     inner.len() <= lines::MAX_LINE && lines::is_attribution(inner)
 }
 
+/// Builds the regexes of reply and signature stripping now (see [`crate::parse::warm_up`]).
+pub(crate) fn warm_up() {
+    signoff::warm_up();
+    lines::warm_up();
+}
+
 #[cfg(test)]
 mod tests;

@@ -79,6 +79,13 @@ fn unwrap_forward(s: &str) -> String {
     s.to_string()
 }
 
+/// Builds this module's regexes now, in the reverse of the order a mail needs them (see [`crate::parse::warm_up`]).
+pub(crate) fn warm_up() {
+    LazyLock::force(&TRAILING_FWD);
+    LazyLock::force(&BANNER);
+    LazyLock::force(&PREFIX);
+}
+
 #[cfg(test)]
 mod tests {
     use super::normalize_subject;

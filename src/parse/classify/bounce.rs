@@ -145,3 +145,13 @@ pub(super) fn reason(e: &Evidence<'_>) -> Option<String> {
     }
     None
 }
+
+/// Builds this module's regexes now, in the reverse of the order a mail needs them (see [`crate::parse::warm_up`]).
+pub(crate) fn warm_up() {
+    LazyLock::force(&DAEMON_NAME);
+    LazyLock::force(&DAEMON_FROM);
+    LazyLock::force(&FEEDBACK_SUBJECT);
+    LazyLock::force(&STRONG_BOUNCE_BODY);
+    LazyLock::force(&BOUNCE_BODY);
+    LazyLock::force(&BOUNCE_SUBJECT);
+}

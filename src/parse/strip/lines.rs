@@ -11,6 +11,8 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use crate::parse::pattern::GatedRegex;
+
 /// Longest line we consider as a marker, header or signature; longer lines are text or quotes.
 pub(super) const MAX_LINE: usize = 400;
 /// Attribution lines wrapped by the sender's client span at most this many lines (blank lines included).
@@ -142,9 +144,8 @@ static HEADER: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// Mobile and webmail signatures, matched against the whole (simplified) line.
-static MOBILE_SIG: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"(?xi)^(?:
+static MOBILE_SIG: GatedRegex = GatedRegex::new(|| {
+    r"(?xi)^(?:
            sent\ (?:from|with|via|using|by|on)\ (?:my\ |the\ |a\ |an\ )?[^,.;:!?]{1,48}?
              (?:[,.!]?\s*(?:please\s+)?(?:excuse|pardon|forgive|sorry\ for)(?:\W.*)?|[.!])?
           |sent\ wirelessly\ from\ .{1,40}
@@ -166,15 +167,13 @@ static MOBILE_SIG: LazyLock<Regex> = LazyLock::new(|| {
           |gửi\ từ\ .{1,40}|dikirim\ dari\ .{1,40}|dihantar\ dari\ .{1,40}|נשלח\ מ.{1,40}
           |從我的\ ?.{1,20}?\ ?傳送|(?:从|從)我的\ ?.{1,20}?\ ?发送|(?:发|發)自我的.{1,20}|.{1,20}から送信|.{1,20}에서\ 보냄
           |(?:yahoo|aol|gmx|web\.de|proton|protonmail|tutanota|zoho|yandex|mail\.ru)\ mail\ (?:for|on|app)(?:\W.{0,29})?
-        )$",
-    )
-    .expect("valid regex")
+        )$"
+        .to_owned()
 });
 
 /// Markdown links `[text](url)`, bare `<url>` and `(url)` groups inside a signature line.
-static SIG_NOISE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\[([^\]]{0,60})\]\([^)]{0,200}\)|<[^>]{0,200}>|\((?:https?://|www\.)[^)]{0,200}\)|https?://\S+")
-        .expect("valid regex")
+static SIG_NOISE: GatedRegex = GatedRegex::new(|| {
+    r"\[([^\]]{0,60})\]\([^)]{0,200}\)|<[^>]{0,200}>|\((?:https?://|www\.)[^)]{0,200}\)|https?://\S+".to_owned()
 });
 
 /// Every pattern of this module, for the test that keeps `\b` out of them.
@@ -192,11 +191,10 @@ pub(super) fn patterns() -> Vec<&'static str> {
         &ATTRIB_STRONG_START,
         &ATTRIB_START,
         &HEADER,
-        &MOBILE_SIG,
-        &SIG_NOISE,
     ]
     .into_iter()
     .map(|re| LazyLock::force(re).as_str())
+    .chain([MOBILE_SIG.exact().as_str(), SIG_NOISE.exact().as_str()])
     .collect()
 }
 
@@ -311,6 +309,21 @@ pub(super) fn may_start_attribution(line: &str) -> bool {
 pub(super) fn strongly_starts_attribution(line: &str) -> bool {
     let t = line.trim_start_matches(|c: char| c == '-' || c == '*' || c.is_whitespace());
     ATTRIB_STRONG_START.is_match(t)
+}
+
+/// Builds this module's regexes now, in the reverse of the order a mail needs them (see [`crate::parse::warm_up`]).
+pub(crate) fn warm_up() {
+    LazyLock::force(&HEADER);
+    LazyLock::force(&ATTRIB_START);
+    LazyLock::force(&ATTRIB_STRONG_START);
+    LazyLock::force(&ATTRIB_VERB);
+    LazyLock::force(&ATTRIB_EVIDENCE);
+    LazyLock::force(&ATTRIB_ADDRESS_COLON);
+    LazyLock::force(&ATTRIB_DATE_FIRST);
+    LazyLock::force(&MARKER);
+    MOBILE_SIG.warm_up();
+    LazyLock::force(&DELIMITER);
+    LazyLock::force(&QUOTE);
 }
 
 #[cfg(test)]
