@@ -590,9 +590,12 @@ async fn drain(
                 let parsed = parser.parse_batch(&mails.1);
                 (mails, parsed)
             });
-            if let Some(previous) = in_flight.take() {
-                handled += finish(shared, cfg, conn, previous).await?;
-            }
+            // The store thread sets the pace: once the previous batch is committed and this one parsed, this one
+            // starts committing, and the previous one's move goes to the server meanwhile.
+            let committed = match in_flight.take() {
+                Some(previous) => Some(committed(shared, previous).await?),
+                None => None,
+            };
             let ((uids, mails), parsed) =
                 parsing.await.map_err(|e| ImapError::Transient(format!("parse task: {e}")))?;
             debug!(mails = uids.len(), download_ms, "batch downloaded and parsed");
@@ -608,9 +611,13 @@ async fn drain(
                 })
             });
             in_flight = Some(InFlight { uids, storing, started });
+            if let Some(batch) = committed {
+                handled += move_committed(cfg, conn, batch).await?;
+            }
         }
         if let Some(previous) = in_flight.take() {
-            handled += finish(shared, cfg, conn, previous).await?;
+            let batch = committed(shared, previous).await?;
+            handled += move_committed(cfg, conn, batch).await?;
         }
         write_status(shared, vec![("last_fetch", handled.to_string())]).await.map_err(ImapError::Transient)?;
     }
@@ -626,13 +633,14 @@ struct InFlight {
     storing: tokio::task::JoinHandle<Result<Vec<Outcome>, crate::store::StoreError>>,
 }
 
-/// Waits for a batch's commit, then (and only then) moves its mail out of the inbox.
-async fn finish(
-    shared: &Arc<Shared>,
-    cfg: &ImapConfig,
-    conn: &mut Connection,
-    batch: InFlight,
-) -> Result<usize, ImapError> {
+/// A batch whose transaction has committed: its mail may now leave the inbox.
+struct Committed {
+    uids: Vec<u32>,
+    outcomes: Vec<Outcome>,
+}
+
+/// Waits for a batch's commit.
+async fn committed(shared: &Arc<Shared>, batch: InFlight) -> Result<Committed, ImapError> {
     let outcomes = match batch.storing.await {
         Ok(Ok(outcomes)) => outcomes,
         Ok(Err(e)) => return Err(shared.storage_failed(e)),
@@ -642,13 +650,20 @@ async fn finish(
     shared.health.database_ok();
     shared.storage_failures.store(0, std::sync::atomic::Ordering::Relaxed);
     shared.metrics.batch_processed(batch.started.elapsed().as_secs_f64());
+    Ok(Committed { uids: batch.uids, outcomes })
+}
+
+/// Moves a committed batch's mail out of the inbox (never before its commit: see [`committed`]).
+async fn move_committed(cfg: &ImapConfig, conn: &mut Connection, batch: Committed) -> Result<usize, ImapError> {
     let mut processed = Vec::new();
     let mut quarantined = Vec::new();
-    for (uid, outcome) in batch.uids.iter().zip(&outcomes) {
+    for (uid, outcome) in batch.uids.iter().zip(&batch.outcomes) {
         if outcome.is_quarantined() { quarantined.push(*uid) } else { processed.push(*uid) }
     }
+    let moving = Instant::now();
     conn.move_to(&processed, &cfg.processed_mailbox).await?;
     conn.move_to(&quarantined, &cfg.quarantine_mailbox).await?;
+    debug!(mails = batch.uids.len(), move_ms = moving.elapsed().as_millis() as u64, "batch moved");
     Ok(batch.uids.len())
 }
 
