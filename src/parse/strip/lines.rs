@@ -144,7 +144,7 @@ static HEADER: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// Mobile and webmail signatures, matched against the whole (simplified) line.
-static MOBILE_SIG: GatedRegex = GatedRegex::new(|| {
+static MOBILE_SIG: GatedRegex = GatedRegex::new(
     r"(?xi)^(?:
            sent\ (?:from|with|via|using|by|on)\ (?:my\ |the\ |a\ |an\ )?[^,.;:!?]{1,48}?
              (?:[,.!]?\s*(?:please\s+)?(?:excuse|pardon|forgive|sorry\ for)(?:\W.*)?|[.!])?
@@ -167,14 +167,12 @@ static MOBILE_SIG: GatedRegex = GatedRegex::new(|| {
           |gửi\ từ\ .{1,40}|dikirim\ dari\ .{1,40}|dihantar\ dari\ .{1,40}|נשלח\ מ.{1,40}
           |從我的\ ?.{1,20}?\ ?傳送|(?:从|從)我的\ ?.{1,20}?\ ?发送|(?:发|發)自我的.{1,20}|.{1,20}から送信|.{1,20}에서\ 보냄
           |(?:yahoo|aol|gmx|web\.de|proton|protonmail|tutanota|zoho|yandex|mail\.ru)\ mail\ (?:for|on|app)(?:\W.{0,29})?
-        )$"
-        .to_owned()
-});
+        )$",
+);
 
 /// Markdown links `[text](url)`, bare `<url>` and `(url)` groups inside a signature line.
-static SIG_NOISE: GatedRegex = GatedRegex::new(|| {
-    r"\[([^\]]{0,60})\]\([^)]{0,200}\)|<[^>]{0,200}>|\((?:https?://|www\.)[^)]{0,200}\)|https?://\S+".to_owned()
-});
+static SIG_NOISE: GatedRegex =
+    GatedRegex::new(r"\[([^\]]{0,60})\]\([^)]{0,200}\)|<[^>]{0,200}>|\((?:https?://|www\.)[^)]{0,200}\)|https?://\S+");
 
 /// Every pattern of this module, for the test that keeps `\b` out of them.
 #[cfg(test)]
