@@ -323,7 +323,10 @@ fn ingest(config_path: &Path, files: &[PathBuf]) -> Result<(), Failure> {
         })?;
     }
     flush(&pipeline, &mut store, &mut batch)?;
-    store.release_wal()?;
+    // The mail is committed: emptying the WAL is housekeeping, and a failure here must not make the MTA retry.
+    if let Err(e) = store.release_wal() {
+        tracing::warn!("could not empty the write-ahead log: {e}");
+    }
     // Our own commits (and the checkpoints they caused) changed the file; it was whole before them.
     crate::store::integrity::still_whole(&pipeline.config().database_path());
     Ok(())
