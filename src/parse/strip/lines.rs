@@ -174,26 +174,29 @@ static MOBILE_SIG: GatedRegex = GatedRegex::new(
 static SIG_NOISE: GatedRegex =
     GatedRegex::new(r"\[([^\]]{0,60})\]\([^)]{0,200}\)|<[^>]{0,200}>|\((?:https?://|www\.)[^)]{0,200}\)|https?://\S+");
 
+/// The plain regexes of this module, in the order a body's lines first need them.
+static REGEXES: [&LazyLock<Regex>; 11] = [
+    &QUOTE,
+    &DELIMITER,
+    &MARKER,
+    &ATTRIB_DATE_FIRST,
+    &ATTRIB_ADDRESS_COLON,
+    &ATTRIB_EVIDENCE,
+    &ATTRIB_VERB,
+    &ATTRIB_STRONG_START,
+    &ATTRIB_START,
+    &HEADER,
+    &DASH_NAME,
+];
+
 /// Every pattern of this module, for the test that keeps `\b` out of them.
 #[cfg(test)]
 pub(super) fn patterns() -> Vec<&'static str> {
-    [
-        &QUOTE,
-        &DELIMITER,
-        &DASH_NAME,
-        &MARKER,
-        &ATTRIB_VERB,
-        &ATTRIB_EVIDENCE,
-        &ATTRIB_DATE_FIRST,
-        &ATTRIB_ADDRESS_COLON,
-        &ATTRIB_STRONG_START,
-        &ATTRIB_START,
-        &HEADER,
-    ]
-    .into_iter()
-    .map(|re| LazyLock::force(re).as_str())
-    .chain([MOBILE_SIG.exact().as_str(), SIG_NOISE.exact().as_str()])
-    .collect()
+    REGEXES
+        .into_iter()
+        .map(|re| LazyLock::force(re).as_str())
+        .chain([MOBILE_SIG.exact().as_str(), SIG_NOISE.exact().as_str()])
+        .collect()
 }
 
 /// Classifies each line on its own; wrapped attributions and header blocks are found by [`mark_windows`] later.
@@ -311,17 +314,10 @@ pub(super) fn strongly_starts_attribution(line: &str) -> bool {
 
 /// Builds this module's regexes now, in the reverse of the order a mail needs them (see [`crate::parse::warm_up`]).
 pub(crate) fn warm_up() {
-    LazyLock::force(&HEADER);
-    LazyLock::force(&ATTRIB_START);
-    LazyLock::force(&ATTRIB_STRONG_START);
-    LazyLock::force(&ATTRIB_VERB);
-    LazyLock::force(&ATTRIB_EVIDENCE);
-    LazyLock::force(&ATTRIB_ADDRESS_COLON);
-    LazyLock::force(&ATTRIB_DATE_FIRST);
-    LazyLock::force(&MARKER);
+    for re in REGEXES.into_iter().rev() {
+        LazyLock::force(re);
+    }
     MOBILE_SIG.warm_up();
-    LazyLock::force(&DELIMITER);
-    LazyLock::force(&QUOTE);
 }
 
 #[cfg(test)]

@@ -95,8 +95,11 @@ static CONTACT: LazyLock<Regex> =
 /// Every pattern of this module, for the test that keeps `\b` out of them.
 #[cfg(test)]
 pub(super) fn patterns() -> Vec<&'static str> {
-    [&VALEDICTION, &THANKS, &CONTACT].into_iter().map(|re| LazyLock::force(re).as_str()).collect()
+    REGEXES.into_iter().map(|re| LazyLock::force(re).as_str()).collect()
 }
+
+/// This module's regexes, in the order a sign-off block needs them.
+static REGEXES: [&LazyLock<Regex>; 3] = [&VALEDICTION, &THANKS, &CONTACT];
 
 /// Where the closing sign-off block starts in `keep` (indices of the kept lines, in order), if there is one.
 pub(super) fn start(keep: &[usize], kinds: &[Kind], lines: &[&str]) -> Option<usize> {
@@ -182,9 +185,9 @@ fn has_contact(line: &str) -> bool {
 
 /// Builds this module's regexes now, in the reverse of the order a mail needs them (see [`crate::parse::warm_up`]).
 pub(crate) fn warm_up() {
-    LazyLock::force(&CONTACT);
-    LazyLock::force(&THANKS);
-    LazyLock::force(&VALEDICTION);
+    for re in REGEXES.into_iter().rev() {
+        LazyLock::force(re);
+    }
 }
 
 #[cfg(test)]
