@@ -1,5 +1,6 @@
 //! Agents, roles, queue grants, and the ticket changes agents make by mail.
 
+use super::CachedStatements;
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
@@ -45,13 +46,13 @@ impl Tx<'_> {
     pub fn agent(&self, address: &str) -> Result<Option<AgentRow>> {
         Ok(self
             .conn()
-            .query_row("SELECT address, name, enabled FROM agents WHERE address = lower(?1)", [address], agent_row)
+            .row_cached("SELECT address, name, enabled FROM agents WHERE address = lower(?1)", [address], agent_row)
             .optional()?)
     }
 
     /// Whether an enabled agent holds a role that grants `queue`.
     pub fn agent_can(&self, address: &str, queue: &str) -> Result<bool> {
-        Ok(self.conn().query_row(
+        Ok(self.conn().row_cached(
             "SELECT EXISTS (SELECT 1 FROM agents a JOIN agent_roles ar ON ar.agent = a.address \
              JOIN role_queues rq ON rq.role = ar.role WHERE a.address = lower(?1) AND a.enabled AND rq.queue = ?2)",
             params![address, queue],
@@ -215,7 +216,7 @@ impl Tx<'_> {
     /// The ticket's customer and Cc parties (not agents): who an agent's answer goes to.
     pub fn customer_parties(&self, ticket_id: i64) -> Result<(String, Option<String>, Vec<String>)> {
         let (customer, name): (String, Option<String>) =
-            self.conn().query_row("SELECT customer, customer_name FROM tickets WHERE id = ?1", [ticket_id], |r| {
+            self.conn().row_cached("SELECT customer, customer_name FROM tickets WHERE id = ?1", [ticket_id], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })?;
         let mut stmt = self.conn().prepare_cached(

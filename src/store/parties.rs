@@ -1,6 +1,7 @@
 //! Who a ticket's mail goes to, with a cap: one mail naming 100,000 Cc addresses must not make every later answer
 //! a mail to 100,000 people (nor a 2 MB header built and sent each time).
 
+use super::CachedStatements;
 use rusqlite::params;
 
 use super::{Result, Tx};
@@ -12,7 +13,7 @@ impl Tx<'_> {
     pub fn add_parties_capped(&self, ticket_id: i64, addresses: &[String], role: &str, max: usize) -> Result<usize> {
         let conn = self.conn();
         let mut count: i64 =
-            conn.query_row("SELECT count(*) FROM ticket_parties WHERE ticket_id = ?1", [ticket_id], |r| r.get(0))?;
+            conn.row_cached("SELECT count(*) FROM ticket_parties WHERE ticket_id = ?1", [ticket_id], |r| r.get(0))?;
         let max = i64::try_from(max).unwrap_or(i64::MAX);
         let mut insert = conn.prepare_cached(
             "INSERT INTO ticket_parties (ticket_id, address, role) VALUES (?1, lower(?2), ?3) \

@@ -1,6 +1,7 @@
 //! Writes and the lookups the pipeline needs inside its transaction. Everything a mail causes (ticket, article,
 //! attachments, raw bytes, ledger, later the outbox) goes through one [`Tx`], so it commits or vanishes as a whole.
 
+use super::CachedStatements;
 use rusqlite::{OptionalExtension, params};
 
 use super::Result;
@@ -121,7 +122,7 @@ impl<'c> Tx<'c> {
         );
         Ok(self
             .tx
-            .query_row(&sql, [value], |r| Ok(LedgerHit { outcome: r.get(0)?, ticket_number: r.get(1)? }))
+            .row_cached(&sql, [value], |r| Ok(LedgerHit { outcome: r.get(0)?, ticket_number: r.get(1)? }))
             .optional()?)
     }
 
@@ -129,7 +130,7 @@ impl<'c> Tx<'c> {
     pub fn article_by_message_id(&self, message_id: &str) -> Result<Option<(i64, i64)>> {
         Ok(self
             .tx
-            .query_row(
+            .row_cached(
                 "SELECT id, ticket_id FROM articles WHERE message_id = ?1 ORDER BY id LIMIT 1",
                 [message_id],
                 |r| Ok((r.get(0)?, r.get(1)?)),
@@ -160,7 +161,7 @@ impl<'c> Tx<'c> {
     /// The next ticket number for `day` (YYYYMMDD). The counter row is updated in this transaction, so two writers
     /// can never hand out the same number.
     pub fn next_ticket_number(&self, day: &str, system_id: u8) -> Result<String> {
-        let counter: i64 = self.tx.query_row(
+        let counter: i64 = self.tx.row_cached(
             "INSERT INTO ticket_counters (day, last) VALUES (?1, 1) \
              ON CONFLICT(day) DO UPDATE SET last = last + 1 RETURNING last",
             [day],
@@ -173,7 +174,7 @@ impl<'c> Tx<'c> {
     }
 
     pub fn create_ticket(&self, t: &NewTicket<'_>) -> Result<i64> {
-        self.tx.execute(
+        self.tx.exec_cached(
             "INSERT INTO tickets (number, subject, state, queue, priority, customer, customer_name, owner, \
              claimed_number, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
             params![
@@ -195,7 +196,7 @@ impl<'c> Tx<'c> {
     }
 
     pub fn add_party(&self, ticket_id: i64, address: &str, role: &str) -> Result<()> {
-        self.tx.execute(
+        self.tx.exec_cached(
             "INSERT INTO ticket_parties (ticket_id, address, role) VALUES (?1, lower(?2), ?3) \
              ON CONFLICT(ticket_id, address) DO NOTHING",
             params![ticket_id, address, role],
@@ -204,7 +205,7 @@ impl<'c> Tx<'c> {
     }
 
     pub fn add_article(&self, a: &NewArticle<'_>) -> Result<i64> {
-        self.tx.execute(
+        self.tx.exec_cached(
             "INSERT INTO articles (ticket_id, direction, internal, sender, sender_name, recipients, cc, subject, \
              message_id, in_reply_to, refs, body_text, visible_text, classification, classification_reason, \
              duplicate_of, raw_id, sent_at, received_at) \
@@ -239,11 +240,11 @@ impl<'c> Tx<'c> {
     /// [`crate::attachments::content`] recovers them from it. A mail's attachments used to double its size on disk.
     pub fn add_attachment(&self, article_id: i64, attachment: &Attachment, raw_id: i64) -> Result<()> {
         let (sha, size) = (&attachment.sha256, attachment.size as i64);
-        self.tx.execute(
+        self.tx.exec_cached(
             "INSERT INTO blobs (sha256, size, data, raw_id) VALUES (?1, ?2, X'', ?3) ON CONFLICT(sha256) DO NOTHING",
             params![sha, size, raw_id],
         )?;
-        self.tx.execute(
+        self.tx.exec_cached(
             "INSERT INTO attachments (article_id, sha256, filename, content_type, size) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![article_id, sha, attachment.filename, attachment.content_type, size],
         )?;
@@ -252,7 +253,7 @@ impl<'c> Tx<'c> {
 
     /// A follow-up arrived: bump `updated_at`, and reopen a closed or pending ticket when `reopen` says so.
     pub fn touch_ticket(&self, ticket_id: i64, now: i64, reopen: bool) -> Result<()> {
-        self.tx.execute(
+        self.tx.exec_cached(
             "UPDATE tickets SET updated_at = ?2, \
              state = CASE WHEN ?3 AND state IN ('closed', 'pending') THEN 'open' ELSE state END WHERE id = ?1",
             params![ticket_id, now, reopen],
@@ -261,13 +262,13 @@ impl<'c> Tx<'c> {
     }
 
     pub fn ticket_by_id(&self, ticket_id: i64) -> Result<Option<TicketRef>> {
-        let exists = self.tx.query_row("SELECT 1 FROM tickets WHERE id = ?1", [ticket_id], |_| Ok(())).optional()?;
+        let exists = self.tx.row_cached("SELECT 1 FROM tickets WHERE id = ?1", [ticket_id], |_| Ok(())).optional()?;
         exists.map(|_| surviving_ticket(&self.tx, ticket_id)).transpose()
     }
 
     /// What templates show about a ticket.
     pub fn ticket_facts(&self, ticket_id: i64) -> Result<crate::model::TicketFacts> {
-        Ok(self.tx.query_row(
+        Ok(self.tx.row_cached(
             "SELECT id, number, subject, queue, state, priority FROM tickets WHERE id = ?1",
             [ticket_id],
             |r| {
@@ -285,33 +286,33 @@ impl<'c> Tx<'c> {
     }
 
     pub fn ticket_state(&self, ticket_id: i64) -> Result<(String, String)> {
-        Ok(self
-            .tx
-            .query_row("SELECT state, queue FROM tickets WHERE id = ?1", [ticket_id], |r| Ok((r.get(0)?, r.get(1)?)))?)
+        Ok(self.tx.row_cached("SELECT state, queue FROM tickets WHERE id = ?1", [ticket_id], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?)
     }
 
     pub fn set_queue(&self, ticket_id: i64, queue: &str) -> Result<()> {
-        self.tx.execute("UPDATE tickets SET queue = ?2 WHERE id = ?1", params![ticket_id, queue])?;
+        self.tx.exec_cached("UPDATE tickets SET queue = ?2 WHERE id = ?1", params![ticket_id, queue])?;
         Ok(())
     }
 
     pub fn set_priority(&self, ticket_id: i64, priority: Priority) -> Result<()> {
-        self.tx.execute("UPDATE tickets SET priority = ?2 WHERE id = ?1", params![ticket_id, priority as i64])?;
+        self.tx.exec_cached("UPDATE tickets SET priority = ?2 WHERE id = ?1", params![ticket_id, priority as i64])?;
         Ok(())
     }
 
     pub fn set_owner(&self, ticket_id: i64, owner: Option<&str>) -> Result<()> {
-        self.tx.execute("UPDATE tickets SET owner = lower(?2) WHERE id = ?1", params![ticket_id, owner])?;
+        self.tx.exec_cached("UPDATE tickets SET owner = lower(?2) WHERE id = ?1", params![ticket_id, owner])?;
         Ok(())
     }
 
     pub fn set_state(&self, ticket_id: i64, state: TicketState) -> Result<()> {
-        self.tx.execute("UPDATE tickets SET state = ?2 WHERE id = ?1", params![ticket_id, state.as_str()])?;
+        self.tx.exec_cached("UPDATE tickets SET state = ?2 WHERE id = ?1", params![ticket_id, state.as_str()])?;
         Ok(())
     }
 
     pub fn add_tag(&self, ticket_id: i64, tag: &str) -> Result<()> {
-        self.tx.execute(
+        self.tx.exec_cached(
             "INSERT INTO ticket_tags (ticket_id, tag) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
             params![ticket_id, tag],
         )?;
@@ -319,12 +320,12 @@ impl<'c> Tx<'c> {
     }
 
     pub fn remove_tag(&self, ticket_id: i64, tag: &str) -> Result<()> {
-        self.tx.execute("DELETE FROM ticket_tags WHERE ticket_id = ?1 AND tag = ?2", params![ticket_id, tag])?;
+        self.tx.exec_cached("DELETE FROM ticket_tags WHERE ticket_id = ?1 AND tag = ?2", params![ticket_id, tag])?;
         Ok(())
     }
 
     pub fn add_history(&self, ticket_id: i64, at: i64, actor: &str, event: &str, detail: &str) -> Result<()> {
-        self.tx.execute(
+        self.tx.exec_cached(
             "INSERT INTO ticket_history (ticket_id, at, actor, event, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![ticket_id, at, actor, event, detail],
         )?;
@@ -351,7 +352,7 @@ impl<'c> Tx<'c> {
         data: Option<&[u8]>,
         now: i64,
     ) -> Result<i64> {
-        self.tx.execute(
+        self.tx.exec_cached(
             "INSERT INTO quarantine (reason, source, sha256, size, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![reason, source, sha256, size as i64, data, now],
         )?;
@@ -359,7 +360,7 @@ impl<'c> Tx<'c> {
     }
 
     pub fn record_ledger(&self, e: &LedgerEntry<'_>, now: i64) -> Result<()> {
-        self.tx.execute(
+        self.tx.exec_cached(
             "INSERT INTO ingest_ledger (source, source_key, sha256, message_id, outcome, ticket_id, article_id, \
              quarantine_id, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
@@ -380,14 +381,14 @@ impl<'c> Tx<'c> {
     pub fn imap_state(&self, mailbox: &str) -> Result<Option<(u32, u32)>> {
         Ok(self
             .tx
-            .query_row("SELECT uidvalidity, last_uid FROM imap_state WHERE mailbox = ?1", [mailbox], |r| {
+            .row_cached("SELECT uidvalidity, last_uid FROM imap_state WHERE mailbox = ?1", [mailbox], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })
             .optional()?)
     }
 
     pub fn set_imap_state(&self, mailbox: &str, uidvalidity: u32, last_uid: u32) -> Result<()> {
-        self.tx.execute(
+        self.tx.exec_cached(
             "INSERT INTO imap_state (mailbox, uidvalidity, last_uid) VALUES (?1, ?2, ?3) \
              ON CONFLICT(mailbox) DO UPDATE SET uidvalidity = ?2, last_uid = max(CASE WHEN uidvalidity = ?2 \
              THEN last_uid ELSE 0 END, ?3)",
@@ -397,7 +398,7 @@ impl<'c> Tx<'c> {
     }
 
     pub fn set_status(&self, key: &str, value: &str, now: i64) -> Result<()> {
-        self.tx.execute(
+        self.tx.exec_cached(
             "INSERT INTO daemon_status (key, value, updated_at) VALUES (?1, ?2, ?3) \
              ON CONFLICT(key) DO UPDATE SET value = ?2, updated_at = ?3",
             params![key, value, now],
@@ -436,13 +437,13 @@ impl ThreadLookup for Tx<'_> {
 
 pub(super) fn lookup_ticket_by_number(conn: &rusqlite::Connection, number: &str) -> Result<Option<TicketRef>> {
     let id: Option<i64> =
-        conn.query_row("SELECT id FROM tickets WHERE number = ?1", [number], |r| r.get(0)).optional()?;
+        conn.row_cached("SELECT id FROM tickets WHERE number = ?1", [number], |r| r.get(0)).optional()?;
     id.map(|id| surviving_ticket(conn, id)).transpose()
 }
 
 pub(super) fn lookup_ticket_by_message_id(conn: &rusqlite::Connection, message_id: &str) -> Result<Option<TicketRef>> {
     let ticket_id: Option<i64> = conn
-        .query_row("SELECT ticket_id FROM articles WHERE message_id = ?1 ORDER BY id LIMIT 1", [message_id], |r| {
+        .row_cached("SELECT ticket_id FROM articles WHERE message_id = ?1 ORDER BY id LIMIT 1", [message_id], |r| {
             r.get(0)
         })
         .optional()?;
@@ -451,7 +452,7 @@ pub(super) fn lookup_ticket_by_message_id(conn: &rusqlite::Connection, message_i
 
 pub(super) fn lookup_is_party(conn: &rusqlite::Connection, ticket_id: i64, address: &str) -> Result<bool> {
     Ok(conn
-        .query_row(
+        .row_cached(
             "SELECT 1 FROM ticket_parties WHERE ticket_id = ?1 AND address = lower(?2)",
             params![ticket_id, address],
             |_| Ok(()),
@@ -464,7 +465,7 @@ pub(super) fn lookup_is_party(conn: &rusqlite::Connection, ticket_id: i64, addre
 fn surviving_ticket(conn: &rusqlite::Connection, mut id: i64) -> Result<TicketRef> {
     for _ in 0..32 {
         let (number, merged_into): (String, Option<i64>) =
-            conn.query_row("SELECT number, merged_into FROM tickets WHERE id = ?1", [id], |r| {
+            conn.row_cached("SELECT number, merged_into FROM tickets WHERE id = ?1", [id], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })?;
         match merged_into {
