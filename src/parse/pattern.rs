@@ -1,9 +1,10 @@
 //! Regexes whose counted repetitions make them slow to build, behind a cheap gate.
 //!
 //! `.{1,40}` or `[^)]{0,200}` compiles to that many copies of a Unicode class automaton: the mobile-signature
-//! pattern took 7–14 ms to build, a large part of a one-mail `ingest` process (the MTA pipe starts one per mail). Their *loose* form, every bounded repetition `{m,n}` made `{min(m,1),}`, builds in a tenth of that
-//! and matches a superset of the same text, so it can say "no" for the exact one: the exact regex is built only
-//! for the first line that passes the gate, which on most mail is none. Matches are always the exact regex's.
+//! pattern took 7–14 ms to build, a large part of a one-mail `ingest` process (the MTA pipe starts one per mail).
+//! Their *loose* form, every bounded repetition `{m,n}` made `{min(m,1),}`, builds in a tenth of that and matches
+//! a superset of the same text, so it can say "no" for the exact one: the exact regex is built only for the first
+//! line that passes the gate, which on most mail is none. Matches are always the exact regex's.
 
 use std::borrow::Cow;
 use std::sync::OnceLock;

@@ -168,8 +168,8 @@ impl Store {
 
 pub use crate::model::sha256_hex;
 
-/// `execute` and `query_row` through the connection's statement cache. A batch runs the same dozen statements for
-/// every mail, and parsing their SQL again each time was a third of batch ingest's CPU.
+/// `execute` and `query_row` through the connection's statement cache. A batch runs the same statements for every
+/// mail, and parsing their SQL again each time was a third of batch ingest's CPU.
 pub(crate) trait CachedStatements {
     fn exec_cached<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
     fn row_cached<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
