@@ -5,7 +5,9 @@
 #
 #   pipe      `postdesk ingest < mail`, one process per mail as an MTA calls it, over PIPE_MAILS small (~0.8 KB)
 #             mails into a fresh database, with the shipped rules and templates: mails/s at concurrency 1, 2 and 4,
-#             and how many calls failed (any non-zero exit, e.g. "database is locked")
+#             and how many calls failed (any non-zero exit, e.g. "database is locked"). Twice: with `postdesk run`
+#             running (how the package runs it: `ingest` hands each mail to the daemon over its socket), and alone
+#             (no daemon: each process builds the parser and opens the database itself)
 #   list      `postdesk ticket list --limit 50` at 10k and 1M tickets (process start included), LIST_RUNS times each
 #   scale     batch `postdesk ingest MAILDIR` of INGEST_MAILS small mails into an empty database and into a copy of
 #             the 1M-ticket one: mails/s and their ratio
@@ -49,6 +51,8 @@ command -v python3 >/dev/null || die "python3 not found"
 WORK=$(mktemp -d /tmp/pd-bench-local.XXXXXX)
 cleanup() {
   local rc=$?
+  # A daemon of a pipe run that failed half-way.
+  kill $(jobs -p) 2>/dev/null || true
   if ((KEEP)); then note "kept $WORK"; else rm -rf "$WORK"; fi
   exit "$rc"
 }
@@ -67,7 +71,9 @@ RESULTS=$WORK/results.jsonl
 : >"$RESULTS"
 record() { printf '{"what": "%s", "value": %s}\n' "$1" "$2" >>"$RESULTS"; }
 
-# write_config STATE_DIR -> config path (no [imap], no [smtp]: the pipe path only; shipped rules and templates)
+# write_config STATE_DIR -> config path (no [imap], no [smtp]: the pipe path only; shipped rules and templates).
+# For the runs with a daemon, pipe_run adds an [smtp] relay on a port nobody listens on: the daemon's sender then
+# retries acknowledgements with its backoff, as it would while a real relay is down.
 write_config() {
   local state=$1
   mkdir -p "$state"
@@ -122,11 +128,19 @@ elapsed_since() {
 
 # ------------------------------------------------------------------ pipe
 
-# pipe_run RUN CONCURRENCY: fresh state, PIPE_MAILS mails split over CONCURRENCY loops of `ingest < mail`
+# pipe_run RUN CONCURRENCY MODE: fresh state, PIPE_MAILS mails split over CONCURRENCY loops of `ingest < mail`;
+# MODE daemon (a `postdesk run` takes the mail over its socket) or alone
 pipe_run() {
-  local run=$1 c=$2 state=$WORK/pipe-$1-$2 cfg t0 secs fails=0 i
+  local run=$1 c=$2 mode=$3 state=$WORK/pipe-$1-$2-$3 cfg t0 secs fails=0 i daemon="" workers=()
   cfg=$(write_config "$state")
   local mails=("$WORK"/small/new/*)
+  if [[ $mode == daemon ]]; then
+    printf '[smtp]\nhost = "127.0.0.1"\nport = 9\ntls = "plain"\n' >>"$cfg"
+    "$PD" --config "$cfg" run 2>"$state/daemon.log" &
+    daemon=$!
+    for ((i = 0; i < 300; i++)); do [[ -S $state/ingest.sock ]] && break; sleep 0.05; done
+    [[ -S $state/ingest.sock ]] || { cat "$state/daemon.log" >&2; die "the daemon made no socket"; }
+  fi
   for ((i = 0; i < c; i++)); do : >"$state/fails.$i"; done
   t0=$EPOCHREALTIME
   for ((i = 0; i < c; i++)); do
@@ -138,23 +152,34 @@ pipe_run() {
       done
       echo "$n" >"$state/fails.$i"
     ) &
+    workers+=($!)
   done
-  wait
+  wait "${workers[@]}"
   secs=$(elapsed_since "$t0")
   for ((i = 0; i < c; i++)); do fails=$((fails + $(cat "$state/fails.$i"))); done
+  if [[ -n $daemon ]]; then
+    local handed
+    kill -TERM "$daemon"
+    wait "$daemon" || die "the daemon did not stop cleanly"
+    handed=$(grep -c "mail handed over" "$state/daemon.log" || true)
+    ((handed == PIPE_MAILS - fails)) || die "only $handed of $PIPE_MAILS mails went through the daemon"
+  fi
   local rate
   rate=$(python3 -c "print(f'{$PIPE_MAILS / $secs:.1f}')")
-  note "pipe run $run, concurrency $c: $PIPE_MAILS mails in $secs s = $rate mails/s, $fails failed"
+  note "pipe run $run, concurrency $c, $mode: $PIPE_MAILS mails in $secs s = $rate mails/s, $fails failed"
   if ((fails)); then cat "$state"/errors.* | sort | uniq -c | head -5 >&2; fi
-  record "pipe_c${c}_rate" "$rate"
-  record "pipe_c${c}_failures" "$fails"
+  record "pipe_${mode}_c${c}_rate" "$rate"
+  record "pipe_${mode}_c${c}_failures" "$fails"
   rm -rf "$state"
 }
 
 note "generating $PIPE_MAILS small mails"
 small_mails "$WORK/small" "$PIPE_MAILS" 7
 for ((r = 1; r <= RUNS; r++)); do
-  for c in 1 2 4; do pipe_run "$r" "$c"; done
+  for c in 1 2 4; do
+    pipe_run "$r" "$c" daemon
+    pipe_run "$r" "$c" alone
+  done
 done
 
 # ------------------------------------------------------------------ big databases
@@ -258,12 +283,13 @@ def mmm(k, fmt="{:.1f}"):
     return " / ".join(fmt.format(f) for f in (min(x), statistics.median(x), max(x)))
 med = lambda k: statistics.median(v[k])
 print()
-print(f"local figures: min / median / max over {len(v['pipe_c1_rate'])} runs ({len(v['list_small'])} for ticket list)")
+print(f"local figures: min / median / max over {len(v['pipe_alone_c1_rate'])} runs ({len(v['list_small'])} for ticket list)")
 print("| measure | min / median / max |")
 print("|---|---:|")
-for c in (1, 2, 4):
-    print(f"| pipe, concurrency {c}: mails/s ({pipe_mails} small mails) | {mmm(f'pipe_c{c}_rate')} |")
-    print(f"| pipe, concurrency {c}: failed calls | {mmm(f'pipe_c{c}_failures', '{:.0f}')} |")
+for mode, how in (("daemon", "daemon running"), ("alone", "no daemon")):
+    for c in (1, 2, 4):
+        print(f"| pipe, {how}, concurrency {c}: mails/s ({pipe_mails} small mails) | {mmm(f'pipe_{mode}_c{c}_rate')} |")
+        print(f"| pipe, {how}, concurrency {c}: failed calls | {mmm(f'pipe_{mode}_c{c}_failures', '{:.0f}')} |")
 ms = lambda k: " / ".join(f"{f * 1000:.0f}" for f in (min(v[k]), statistics.median(v[k]), max(v[k])))
 print(f"| `ticket list --limit 50`, {int(small):,} tickets: ms | {ms('list_small')} |")
 print(f"| `ticket list --limit 50`, {int(big):,} tickets: ms | {ms('list_big')} |")

@@ -106,10 +106,16 @@ for _ in $(seq 1 40); do
   sleep 0.5
 done
 [[ $(bash scripts/mailstack.sh count "$stack" support postdesk/processed) -eq 1 ]] || die "mail not moved"
+# The MTA's way in, as Postfix's pipe runs it (the service user): handed to the running daemon over its socket.
+printf 'From: Piped <piped@customer.example>\nTo: support@example.test\nSubject: Piped in\nMessage-ID: <pkg.pipe@customer.example>\n\nHello.\n' |
+  runuser -u postdesk -- /usr/bin/postdesk --config $CONFIG ingest >/dev/null || die "ingest as the service user failed"
+grep -q "mail handed over" "$stack/postdesk.log" || { cat "$stack/postdesk.log" >&2; die "ingest did not hand the mail to the daemon"; }
+[[ $(tickets) -eq 2 ]] || die "the piped mail is no ticket"
 kill -TERM "$(daemon_pid)"
 wait "$daemon" || die "the daemon did not stop cleanly on SIGTERM (exit $?)"
 daemon=""
-note "a mail from the stack's mailbox became a ticket, as the unit runs postdesk"
+note "a mail from the stack's mailbox and one piped in became tickets, as the unit runs postdesk"
+[[ ! -e /var/lib/postdesk/ingest.sock ]] || die "the stopped daemon left its socket"
 [[ -z $(find /var/lib/postdesk ! -user postdesk) ]] || die "files in /var/lib/postdesk not owned by postdesk"
 
 # --- reinstall (an upgrade to the same version): the admin's config and the tickets stay
@@ -121,7 +127,7 @@ grep -q '^address = "support@example.test"' $CONFIG || die "reinstall replaced t
 dpkg -r postdesk >/dev/null
 [[ ! -e /usr/bin/postdesk && -f $CONFIG && -f /var/lib/postdesk/postdesk.db ]] || die "remove: wrong files left"
 dpkg -i "$deb" >/dev/null
-[[ $(tickets) -eq 1 ]] || die "the ticket is gone after remove + install"
+[[ $(tickets) -eq 2 ]] || die "the tickets are gone after remove + install"
 # --- purge: nothing left
 uid=$(id -u postdesk)
 dpkg --purge postdesk >/dev/null

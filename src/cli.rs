@@ -10,7 +10,7 @@ use crate::admin::{AgentCommand, QueueCommand, RoleCommand};
 use crate::config::{self, Config};
 use crate::exit::{EX_CANTCREAT, EX_CONFIG, EX_DATAERR, EX_NOINPUT, EX_SOFTWARE, EX_USAGE, Failure};
 use crate::inert::line;
-use crate::ingest::files::{Input, SourceError, each_mail};
+use crate::ingest::files::{Input, SourceError, each_mail, stdin_mail};
 use crate::pipeline::{Incoming, Pipeline};
 use crate::report::print_json;
 use crate::setup::{Setup, load_config, load_setup, load_signer, open_store};
@@ -32,6 +32,9 @@ pub enum Command {
     /// Run the daemon: watch the IMAP mailbox and turn mail into tickets (what systemd starts).
     Run,
     /// Take mail from stdin (one message, as an MTA pipes it) or from files: .eml, mbox, Maildir folders.
+    ///
+    /// A message on stdin is handed to the running daemon when one listens on the state directory's ingest.sock
+    /// (it answers once the mail is committed); otherwise this process takes it in itself.
     Ingest {
         /// Files or folders; none means one message on stdin.
         files: Vec<PathBuf>,
@@ -294,11 +297,35 @@ const INGEST_BATCH_BYTES: usize = 8 << 20;
 
 fn ingest(config_path: &Path, files: &[PathBuf]) -> Result<(), Failure> {
     if files.is_empty() {
-        // One mail, one process (the MTA pipe): the parser's regexes are built on the other core meanwhile. A
-        // thread that cannot start only means they are built when needed.
-        let _ = std::thread::Builder::new().name("warm-up".into()).spawn(crate::parse::warm_up);
+        return ingest_stdin(config_path);
     }
-    let setup = load_setup(config_path)?;
+    let inputs: Vec<Input> = files.iter().cloned().map(Input::Path).collect();
+    ingest_here(load_setup(config_path)?, inputs)
+}
+
+/// One mail on stdin, as an MTA delivers: handed to the running daemon when one listens (see
+/// [`crate::ingest::handoff`]), else taken in by this process.
+fn ingest_stdin(config_path: &Path) -> Result<(), Failure> {
+    let mail = stdin_mail()?;
+    let mut config = crate::setup::load_config(config_path)?;
+    match crate::ingest::handoff::offer(&crate::ingest::handoff::socket_path(&config.storage.state_dir), &mail.raw) {
+        Some(crate::ingest::handoff::Answer::Done(outcome)) => {
+            crate::say!("stdin: {outcome}");
+            return Ok(());
+        }
+        Some(crate::ingest::handoff::Answer::TempFail(why)) => return Err(Failure::new(crate::exit::EX_TEMPFAIL, why)),
+        None => {}
+    }
+    // Alone: the parser's regexes are built on the other core while the rules load and the database opens. A
+    // thread that cannot start only means they are built when needed.
+    let _ = std::thread::Builder::new().name("warm-up".into()).spawn(crate::parse::warm_up);
+    crate::setup::add_cli_queues(&mut config);
+    let setup = crate::setup::Setup::from_config(config).map_err(|e| Failure::new(EX_CONFIG, e.to_string()))?;
+    ingest_here(setup, vec![Input::Mail(mail)])
+}
+
+/// Takes mail in with this process's own pipeline and database connection.
+fn ingest_here(setup: crate::setup::Setup, inputs: Vec<Input>) -> Result<(), Failure> {
     // A damaged or lost database is refused with 75: the MTA keeps the mail until the admin has restored.
     let (mut store, _db_use) =
         crate::setup::open_checked_store(&setup.config, Thoroughness::WhenChanged).map_err(|f| {
@@ -307,11 +334,9 @@ fn ingest(config_path: &Path, files: &[PathBuf]) -> Result<(), Failure> {
     crate::admin::seed_from_config(&mut store, &setup.config)?;
     let signer = load_signer(&setup.config)?;
     let pipeline = Pipeline::new(setup, signer);
-    let inputs: Vec<Input> =
-        if files.is_empty() { vec![Input::Stdin] } else { files.iter().cloned().map(Input::Path).collect() };
     let mut batch: Vec<Incoming> = Vec::new();
     let mut bytes = 0;
-    for input in &inputs {
+    for input in inputs {
         each_mail(input, &mut |mail: Incoming| {
             bytes += mail.raw.len();
             batch.push(mail);

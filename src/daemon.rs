@@ -256,6 +256,7 @@ async fn serve(
         state_dir: config.storage.state_dir.clone(),
     }
     .spawn(stop_rx.clone());
+    let handoff = spawn_handoff(shared.clone(), &config.storage.state_dir, stop_rx.clone());
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     let result = match imap {
         Some(edge) => {
@@ -276,6 +277,10 @@ async fn serve(
         }
     };
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    if let Some(socket) = handoff {
+        // From now on `postdesk ingest` does its own work instead of waiting for a daemon that is going away.
+        let _ = std::fs::remove_file(socket);
+    }
     if let Some(task) = sender {
         // The sender stops at its next await; a send in flight finishes or is retried after restart.
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
@@ -290,6 +295,100 @@ async fn serve(
             Err(Failure::new(EX_CONFIG, e.to_string()))
         }
     }
+}
+
+/// Listens for mail handed over by `postdesk ingest` (see [`crate::ingest::handoff`]). Returns the socket's path,
+/// or `None` when it cannot listen: `ingest` then does its own work, only slower.
+fn spawn_handoff(shared: Arc<Shared>, state_dir: &Path, mut stop: watch::Receiver<bool>) -> Option<PathBuf> {
+    let path = crate::ingest::handoff::socket_path(state_dir);
+    // A socket file left by an earlier run: no other daemon can be using it, this one holds the instance lock.
+    let _ = std::fs::remove_file(&path);
+    let listener = match tokio::net::UnixListener::bind(&path) {
+        Ok(l) => l,
+        Err(e) => {
+            warn!(socket = %path.display(), error = %e, "cannot listen for `postdesk ingest`; it will work alone");
+            return None;
+        }
+    };
+    let own_uid = socket_owner(&path);
+    tokio::spawn(async move {
+        loop {
+            let stream = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        warn!(error = %e, "ingest socket: accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                _ = stop.changed() => break,
+            };
+            // Only the service user (and root) may hand mail over: the socket lives in a private directory, and
+            // this holds even where that directory was opened up.
+            let peer = stream.peer_cred().map(|c| c.uid()).ok();
+            if !matches!(peer, Some(uid) if uid == 0 || Some(uid) == own_uid) {
+                warn!(peer_uid = ?peer, "ingest socket: refused a connection from another user");
+                continue;
+            }
+            tokio::spawn(answer_handoff(shared.clone(), stream));
+        }
+    });
+    Some(path)
+}
+
+/// The user the daemon runs as, read from the socket it just created (std has no safe `getuid`).
+fn socket_owner(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| m.uid())
+}
+
+/// Takes one handed-over mail through the pipeline and answers once it is committed (or not).
+async fn answer_handoff(shared: Arc<Shared>, mut stream: tokio::net::UnixStream) {
+    use crate::ingest::handoff::{Answer, REQUEST_TIMEOUT, read_request};
+    use tokio::io::AsyncWriteExt;
+    let started = Instant::now();
+    let raw = match tokio::time::timeout(REQUEST_TIMEOUT, read_request(&mut stream)).await {
+        Ok(Ok(raw)) => raw,
+        Ok(Err(e)) => {
+            warn!(error = %e, "ingest socket: bad request");
+            let _ = stream.write_all(Answer::TempFail(e.to_string()).to_line().as_bytes()).await;
+            return;
+        }
+        Err(_) => {
+            warn!("ingest socket: the client sent no whole mail within {} s", REQUEST_TIMEOUT.as_secs());
+            return;
+        }
+    };
+    let (store, pipeline) = (shared.store.clone(), shared.pipeline());
+    let work = tokio::task::spawn_blocking(move || {
+        let batch = [Incoming::new("stdin", raw)];
+        // Parsed before the lock is taken: another mail (or the IMAP loop's batch) commits meanwhile.
+        let parsed = pipeline.parse_batch(&batch);
+        storage_failpoint()?;
+        let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
+        pipeline.store_batch(&mut store, &batch, parsed)
+    });
+    let answer = match work.await {
+        Ok(Ok(outcomes)) => {
+            shared.outbox_wake.notify_one();
+            shared.health.database_ok();
+            shared.metrics.batch_processed(started.elapsed().as_secs_f64());
+            let outcome = outcomes.into_iter().next().map(|o| o.to_string()).unwrap_or_default();
+            info!(source = "ingest socket", %outcome, "mail handed over");
+            Answer::Done(outcome)
+        }
+        Ok(Err(e)) => {
+            error!(error = %e, "ingest socket: not committed; the MTA will retry");
+            shared.metrics.database_error(&e);
+            Answer::TempFail(format!("database: {e}"))
+        }
+        Err(e) => {
+            error!(error = %e, "ingest socket: the store task failed; the MTA will retry");
+            Answer::TempFail(format!("internal error: {e}"))
+        }
+    };
+    let _ = stream.write_all(answer.to_line().as_bytes()).await;
 }
 
 fn spawn_signal_handlers(

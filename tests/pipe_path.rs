@@ -79,3 +79,71 @@ fn ticket_raw_returns_the_exact_bytes_of_a_compressed_mail() {
     assert!(raw.status.success(), "{}", stderr(&raw));
     assert_eq!(raw.stdout, mail);
 }
+
+/// A `postdesk run` with no mailbox to watch and a relay nobody listens on: the daemon of a pipe-only installation.
+fn pipe_daemon(env: &Env) -> std::process::Child {
+    let log = std::fs::File::create(env.dir.path().join("daemon.log")).unwrap();
+    let child = env.cmd(&["run"]).env("POSTDESK_LOG", "info").stderr(log).spawn().unwrap();
+    let socket = env.dir.path().join("state/ingest.sock");
+    let start = std::time::Instant::now();
+    while !socket.exists() {
+        assert!(start.elapsed() < std::time::Duration::from_secs(30), "no socket:\n{}", daemon_log(env));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child
+}
+
+fn daemon_log(env: &Env) -> String {
+    std::fs::read_to_string(env.dir.path().join("daemon.log")).unwrap_or_default()
+}
+
+const CLOSED_RELAY: &str = "[smtp]\nhost = \"127.0.0.1\"\nport = 9\ntls = \"plain\"\nrelay_probe_max_seconds = 1\n";
+
+/// With the daemon running, `ingest` hands each mail over and prints the daemon's answer: a new ticket, then the
+/// same bytes again as a duplicate, and four pipes at once all succeed. Every mail went through the daemon.
+#[test]
+fn ingest_hands_mail_to_the_running_daemon() {
+    let env = Env::with_extra(CLOSED_RELAY);
+    let mut daemon = pipe_daemon(&env);
+    let first = env.ingest_bytes(&small_mail(1));
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(stdout(&first).starts_with("stdin: new ticket "), "{}", stdout(&first));
+    let again = env.ingest_bytes(&small_mail(1));
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(stdout(&again).contains("duplicate"), "{}", stdout(&again));
+    let failures: Vec<String> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..4)
+            .map(|w| {
+                let env = &env;
+                s.spawn(move || {
+                    (0..5)
+                        .map(|k| env.ingest_bytes(&small_mail(100 + w * 10 + k)))
+                        .filter(|out| !out.status.success())
+                        .map(|out| stderr(&out))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+    });
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_eq!(daemon_log(&env).matches("mail handed over").count(), 22, "{}", daemon_log(&env));
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert_eq!(env.tickets().len(), 21);
+}
+
+/// A daemon killed outright leaves its socket behind: `ingest` finds nobody listening and takes the mail in itself.
+#[test]
+fn ingest_works_alone_when_the_daemon_died_and_left_its_socket() {
+    let env = Env::with_extra(CLOSED_RELAY);
+    let mut daemon = pipe_daemon(&env);
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    assert!(env.dir.path().join("state/ingest.sock").exists());
+    let out = env.ingest_bytes(&small_mail(7));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("stdin: new ticket "), "{}", stdout(&out));
+    assert_eq!(env.tickets().len(), 1);
+    assert!(!daemon_log(&env).contains("mail handed over"));
+}

@@ -15,7 +15,7 @@ use common::stack::{Stack, customer_mail, wait_until};
 const PIPE_USER: &str = "pdvmail";
 
 struct Helpdesk {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     config: PathBuf,
 }
 
@@ -40,7 +40,7 @@ fn helpdesk() -> Helpdesk {
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
     let chown = Command::new("chown").args(["-R", &format!("{PIPE_USER}:{PIPE_USER}")]).arg(&state).status().unwrap();
     assert!(chown.success());
-    Helpdesk { _dir: dir, config }
+    Helpdesk { dir, config }
 }
 
 impl Helpdesk {
@@ -115,4 +115,57 @@ fn postfix_pipe_delivers_into_a_ticket_and_defers_never_bounces_while_the_config
     let took = wait_until(Duration::from_secs(60), || desk.subjects().contains(&"Sent while broken".to_string()));
     assert!(took.is_some(), "not delivered after the fix:\n{}", pipe_lines(&stack).join("\n"));
     assert_eq!(desk.subjects().len(), 3);
+}
+
+/// With the daemon running (as the pipe's user, as the package runs both), Postfix's pipe hands the mail to it
+/// over the state directory's socket: the daemon commits and answers, and `ingest` exits with its answer. Once the
+/// daemon has stopped, the socket is gone and `ingest` takes the next mail in by itself.
+#[test]
+fn postfix_pipe_hands_mail_to_the_running_daemon_and_works_alone_once_it_stops() {
+    use std::os::unix::process::CommandExt;
+    let desk = helpdesk();
+    let argv = format!("{} --config {} ingest", env!("CARGO_BIN_EXE_postdesk"), desk.config.display());
+    let stack = Stack::start_with(&[("PD_PIPE_ARGV", &argv)]);
+    let to = stack.var("PD_PIPE_ADDRESS").to_string();
+    let mut config = std::fs::read_to_string(&desk.config).unwrap();
+    config.push_str(&format!("[smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"plain\"\n", stack.port("PD_SMTP_PORT")));
+    std::fs::write(&desk.config, config).unwrap();
+    let id = |flag: &str| -> u32 {
+        let out = Command::new("id").arg(flag).arg(PIPE_USER).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    let log = desk.dir.path().join("daemon.log");
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_postdesk"))
+        .arg("--config")
+        .arg(&desk.config)
+        .arg("run")
+        .env("POSTDESK_LOG", "info")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .uid(id("-u"))
+        .gid(id("-g"))
+        .spawn()
+        .unwrap();
+    let socket = desk.config.parent().unwrap().join("state/ingest.sock");
+    let daemon_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let listening = wait_until(Duration::from_secs(30), || socket.exists());
+    assert!(listening.is_some(), "the daemon made no socket:\n{}", daemon_log());
+
+    stack.smtp_send("customer1@customer.example", &to, &customer_mail(1, "Handed over"));
+    let took = wait_until(Duration::from_secs(60), || desk.subjects().contains(&"Handed over".to_string()));
+    assert!(took.is_some(), "no ticket; postfix says:\n{}\ndaemon:\n{}", pipe_lines(&stack).join("\n"), daemon_log());
+    let sent = wait_until(Duration::from_secs(30), || pipe_lines(&stack).iter().any(|l| l.contains("status=sent")));
+    assert!(sent.is_some(), "{:?}", pipe_lines(&stack));
+    assert_eq!(daemon_log().matches("mail handed over").count(), 1, "{}", daemon_log());
+    assert!(daemon_log().contains("outcome=new ticket"), "{}", daemon_log());
+
+    Command::new("kill").arg("-TERM").arg(daemon.id().to_string()).status().unwrap();
+    let stopped = wait_until(Duration::from_secs(30), || daemon.try_wait().unwrap().is_some());
+    assert!(stopped.is_some(), "the daemon did not stop:\n{}", daemon_log());
+    assert!(!socket.exists(), "the stopped daemon left its socket");
+
+    stack.smtp_send("customer2@customer.example", &to, &customer_mail(2, "Taken in alone"));
+    let took = wait_until(Duration::from_secs(60), || desk.subjects().contains(&"Taken in alone".to_string()));
+    assert!(took.is_some(), "no ticket without the daemon:\n{}", pipe_lines(&stack).join("\n"));
+    assert_eq!(daemon_log().matches("mail handed over").count(), 1);
+    assert_eq!(desk.subjects().len(), 2);
 }

@@ -14,34 +14,32 @@ pub enum SourceError {
 
 /// One input named on the command line, expanded to the mails it holds.
 pub enum Input {
-    Stdin,
+    /// A mail already read: the one on stdin.
+    Mail(Incoming),
     Path(PathBuf),
+}
+
+/// The one mail on stdin, as an MTA pipes it.
+pub fn stdin_mail() -> Result<Incoming, SourceError> {
+    let mut raw = Vec::new();
+    // Read all of it even when it is over the size limit: the quarantine keeps the whole mail.
+    std::io::stdin().lock().read_to_end(&mut raw).map_err(|source| SourceError::Io { path: "-".into(), source })?;
+    Ok(Incoming::new("stdin", raw))
 }
 
 /// Hands every mail an input holds to `each`, one at a time: an mbox is read message by message and a folder file by
 /// file, so memory is bounded by the largest mail (and what the caller keeps), not by the size of the input.
 /// A Maildir or a directory yields one mail per file, an mbox one per message, anything else one mail.
-pub fn each_mail<E: From<SourceError>>(
-    input: &Input,
-    each: &mut dyn FnMut(Incoming) -> Result<(), E>,
-) -> Result<(), E> {
+pub fn each_mail<E: From<SourceError>>(input: Input, each: &mut dyn FnMut(Incoming) -> Result<(), E>) -> Result<(), E> {
     match input {
-        Input::Stdin => {
-            let mut raw = Vec::new();
-            // Read all of it even when it is over the size limit: the quarantine keeps the whole mail.
-            std::io::stdin()
-                .lock()
-                .read_to_end(&mut raw)
-                .map_err(|source| SourceError::Io { path: "-".into(), source })?;
-            each(Incoming::new("stdin", raw))
-        }
-        Input::Path(path) => each_in_path(path, each),
+        Input::Mail(mail) => each(mail),
+        Input::Path(path) => each_in_path(&path, each),
     }
 }
 
 /// Every mail an input holds, read into memory at once.
 #[cfg(test)]
-pub fn read_input(input: &Input) -> Result<Vec<Incoming>, SourceError> {
+pub fn read_input(input: Input) -> Result<Vec<Incoming>, SourceError> {
     let mut mails = Vec::new();
     each_mail(input, &mut |m| {
         mails.push(m);
@@ -154,7 +152,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("in");
         fs::write(&path, bytes).unwrap();
-        read_input(&Input::Path(path)).unwrap()
+        read_input(Input::Path(path)).unwrap()
     }
 
     #[test]
@@ -197,7 +195,7 @@ mod tests {
         fs::write(dir.path().join("new/1"), "Subject: a\n\nx\n").unwrap();
         fs::write(dir.path().join("cur/2:2,S"), "Subject: b\n\nx\n").unwrap();
         fs::write(dir.path().join("tmp/3"), "Subject: c\n\nx\n").unwrap();
-        let mails = read_input(&Input::Path(dir.path().into())).unwrap();
+        let mails = read_input(Input::Path(dir.path().into())).unwrap();
         assert_eq!(mails.len(), 2);
     }
 }

@@ -2,4 +2,5 @@
 //! Both produce [`crate::pipeline::Incoming`] for the same pipeline.
 
 pub mod files;
+pub mod handoff;
 pub mod imap;
