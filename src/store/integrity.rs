@@ -319,15 +319,15 @@ pub fn record_numbers(path: &Path, issued: &BTreeMap<String, i64>) -> std::io::R
     if !changed {
         return Ok(());
     }
+    // One write: the record has a line per day ever numbered (hundreds on a database with years of tickets), and
+    // it is rewritten after every batch; written line by line it was four system calls a line.
+    let text: String = all.iter().map(|(day, n)| format!("{day} {n}\n")).collect();
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     {
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create(true).truncate(true);
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut f = options.open(&tmp)?;
-        for (day, n) in &all {
-            writeln!(f, "{day} {n}")?;
-        }
+        options.open(&tmp)?.write_all(text.as_bytes())?;
     }
     std::fs::rename(&tmp, path)
 }
