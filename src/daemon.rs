@@ -159,6 +159,9 @@ pub fn run(config_path: &Path) -> Result<(), Failure> {
         None => None,
     };
     let _lock = InstanceLock::acquire(&config.storage.state_dir)?;
+    // The parser's regexes are built once, now, on the side: not in the first mail's time (a piped mail waits for
+    // its answer). A thread that cannot start only means they are built when first needed.
+    let _ = std::thread::Builder::new().name("warm-up".into()).spawn(crate::parse::warm_up);
     // Checked before the signing key is made: on a fresh installation neither exists yet.
     let (mut store, _db_use) =
         crate::setup::open_checked_store(&config, crate::store::integrity::Thoroughness::Always)?;
@@ -351,8 +354,9 @@ async fn answer_handoff(shared: Arc<Shared>, mut stream: tokio::net::UnixStream)
     let raw = match tokio::time::timeout(REQUEST_TIMEOUT, read_request(&mut stream)).await {
         Ok(Ok(raw)) => raw,
         Ok(Err(e)) => {
-            warn!(error = %e, "ingest socket: bad request");
-            let _ = stream.write_all(Answer::TempFail(e.to_string()).to_line().as_bytes()).await;
+            // No answer: a client that speaks another version of the protocol (an upgrade half done) then takes
+            // the mail in itself rather than having the MTA retry until the daemon is restarted.
+            warn!(error = %e, "ingest socket: bad request; hung up");
             return;
         }
         Err(_) => {

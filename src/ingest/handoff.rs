@@ -5,8 +5,9 @@
 //!
 //! The daemon answers only after the mail's transaction has committed, so an answer of "ok" is what a successful
 //! in-process ingest would mean. When no daemon answers (none running, an old socket, a connection that breaks
-//! before the answer), the caller does the work itself with the same pipeline. A mail the daemon committed but could
-//! not confirm is then found by its SHA-256 and reported as a duplicate: nothing is lost and nothing doubles.
+//! before the answer, a request the daemon does not understand), the caller does the work itself with the same
+//! pipeline. A mail the daemon committed but could not confirm is then found by its SHA-256 and reported as a
+//! duplicate: nothing is lost and nothing doubles.
 //!
 //! Wire format (one request per connection, both sides this binary): the client sends `postdesk-ingest 1\n`, the
 //! mail's length in decimal and `\n`, then the mail's bytes; the daemon answers one line, `ok <outcome>` or
