@@ -307,7 +307,7 @@ fn ingest(config_path: &Path, files: &[PathBuf]) -> Result<(), Failure> {
 /// [`crate::ingest::handoff`]), else taken in by this process.
 fn ingest_stdin(config_path: &Path) -> Result<(), Failure> {
     let mail = stdin_mail()?;
-    let mut config = crate::setup::load_config(config_path)?;
+    let config = crate::setup::load_config(config_path)?;
     match crate::ingest::handoff::offer(&crate::ingest::handoff::socket_path(&config.storage.state_dir), &mail.raw) {
         Some(crate::ingest::handoff::Answer::Done(outcome)) => {
             crate::say!("stdin: {outcome}");
@@ -319,9 +319,7 @@ fn ingest_stdin(config_path: &Path) -> Result<(), Failure> {
     // Alone: the parser's regexes are built on the other core while the rules load and the database opens. A
     // thread that cannot start only means they are built when needed.
     let _ = std::thread::Builder::new().name("warm-up".into()).spawn(crate::parse::warm_up);
-    crate::setup::add_cli_queues(&mut config);
-    let setup = crate::setup::Setup::from_config(config).map_err(|e| Failure::new(EX_CONFIG, e.to_string()))?;
-    ingest_here(setup, vec![Input::Mail(mail)])
+    ingest_here(crate::setup::setup_for(config)?, vec![Input::Mail(mail)])
 }
 
 /// Takes mail in with this process's own pipeline and database connection.

@@ -44,7 +44,11 @@ impl From<ConfigError> for SetupError {
 
 impl Setup {
     pub fn load(config_path: &Path) -> Result<Setup, SetupError> {
-        let mut config = Config::load(config_path)?;
+        Self::with_cli_queues(Config::load(config_path)?)
+    }
+
+    /// A loaded config's setup, with the queues added by `postdesk queue add` (see [`add_cli_queues`]).
+    pub fn with_cli_queues(mut config: Config) -> Result<Setup, SetupError> {
         add_cli_queues(&mut config);
         Self::from_config(config)
     }
@@ -145,7 +149,16 @@ pub fn load_config(path: &Path) -> Result<Config, Failure> {
 
 /// Config, rules and templates together; every problem in one message, exit 78.
 pub fn load_setup(path: &Path) -> Result<Setup, Failure> {
-    Setup::load(path).map_err(|e| Failure::new(EX_CONFIG, e.to_string()))
+    Setup::load(path).map_err(setup_failure)
+}
+
+/// [`load_setup`] for a config already loaded.
+pub fn setup_for(config: Config) -> Result<Setup, Failure> {
+    Setup::with_cli_queues(config).map_err(setup_failure)
+}
+
+fn setup_failure(e: SetupError) -> Failure {
+    Failure::new(EX_CONFIG, e.to_string())
 }
 
 /// The HMAC key that signs our Message-IDs and reply addresses: made on first use, kept in the state directory.

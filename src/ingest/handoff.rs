@@ -79,10 +79,7 @@ pub fn offer(socket: &Path, raw: &[u8]) -> Option<Answer> {
     let mut stream = UnixStream::connect(socket).ok()?;
     stream.set_write_timeout(Some(REQUEST_TIMEOUT)).ok()?;
     stream.set_read_timeout(Some(ANSWER_TIMEOUT)).ok()?;
-    let mut request = Vec::with_capacity(raw.len() + 32);
-    request.extend_from_slice(format!("{GREETING}\n{}\n", raw.len()).as_bytes());
-    request.extend_from_slice(raw);
-    stream.write_all(&request).ok()?;
+    stream.write_all(&request(raw)).ok()?;
     let mut line = String::new();
     match BufReader::new(stream).read_line(&mut line) {
         Ok(_) => Answer::parse(&line),
@@ -91,6 +88,14 @@ pub fn offer(socket: &Path, raw: &[u8]) -> Option<Answer> {
         }
         Err(_) => None,
     }
+}
+
+/// One request as the client sends it.
+fn request(raw: &[u8]) -> Vec<u8> {
+    let mut request = Vec::with_capacity(raw.len() + 32);
+    request.extend_from_slice(format!("{GREETING}\n{}\n", raw.len()).as_bytes());
+    request.extend_from_slice(raw);
+    request
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,16 +130,6 @@ pub async fn read_request(stream: impl tokio::io::AsyncRead + Unpin) -> Result<V
     Ok(raw)
 }
 
-/// Reads a request from a blocking stream: what [`read_request`] reads, for tests of the client side.
-#[cfg(test)]
-fn read_request_blocking(stream: impl std::io::Read) -> Result<Vec<u8>, RequestError> {
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    let mut bytes = Vec::new();
-    let mut stream = stream;
-    stream.read_to_end(&mut bytes)?;
-    runtime.block_on(read_request(&bytes[..]))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,20 +152,19 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_request_carries_the_exact_bytes() {
-        let (client, server) = UnixStream::pair().unwrap();
+    /// The client's request, read by the daemon's reader over a real socket: the same bytes, whatever they hold.
+    #[tokio::test]
+    async fn a_request_carries_the_exact_bytes() {
+        let (client, server) = tokio::net::UnixStream::pair().unwrap();
         let mail = b"From: a@example.org\r\n\r\nbody with \0 and \xff\r\n".to_vec();
-        let reader = std::thread::spawn(move || {
-            let raw = read_request_blocking(&server).unwrap();
-            (&server).write_all(Answer::Done("new ticket 1".into()).to_line().as_bytes()).unwrap();
-            raw
+        let sent = request(&mail);
+        let writer = tokio::spawn(async move {
+            let mut client = client;
+            tokio::io::AsyncWriteExt::write_all(&mut client, &sent).await.unwrap();
+            client
         });
-        let mut stream = client;
-        stream.write_all(format!("{GREETING}\n{}\n", mail.len()).as_bytes()).unwrap();
-        stream.write_all(&mail).unwrap();
-        stream.shutdown(std::net::Shutdown::Write).unwrap();
-        assert_eq!(reader.join().unwrap(), mail);
+        assert_eq!(read_request(server).await.unwrap(), mail);
+        drop(writer.await.unwrap());
     }
 
     #[tokio::test]
@@ -201,16 +195,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let listener = std::os::unix::net::UnixListener::bind(socket_path(dir.path())).unwrap();
         let daemon = std::thread::spawn(move || {
-            let (stream, _) = listener.accept().unwrap();
-            let _ = read_request_blocking_prefix(&stream);
+            let (mut stream, _) = listener.accept().unwrap();
+            // Reads what arrives and hangs up without a word.
+            let _ = stream.read(&mut [0u8; 64]);
         });
         assert_eq!(offer(&socket_path(dir.path()), b"From: a@example.org\r\n\r\nhi\r\n"), None);
         daemon.join().unwrap();
-    }
-
-    /// Reads what arrives and hangs up without a word.
-    fn read_request_blocking_prefix(mut stream: &UnixStream) -> std::io::Result<usize> {
-        let mut buf = [0u8; 64];
-        stream.read(&mut buf)
     }
 }
