@@ -11,6 +11,7 @@ use crate::config::{self, Config};
 use crate::exit::{EX_CANTCREAT, EX_CONFIG, EX_DATAERR, EX_NOINPUT, EX_SOFTWARE, EX_USAGE, Failure};
 use crate::inert::line;
 use crate::ingest::files::{Input, SourceError, each_mail, stdin_mail};
+use crate::ingest::handoff;
 use crate::pipeline::{Incoming, Pipeline};
 use crate::report::print_json;
 use crate::setup::{Setup, load_config, load_setup, load_signer, open_store};
@@ -307,23 +308,22 @@ fn ingest(config_path: &Path, files: &[PathBuf]) -> Result<(), Failure> {
 /// [`crate::ingest::handoff`]), else taken in by this process.
 fn ingest_stdin(config_path: &Path) -> Result<(), Failure> {
     let mail = stdin_mail()?;
-    let config = crate::setup::load_config(config_path)?;
-    match crate::ingest::handoff::offer(&crate::ingest::handoff::socket_path(&config.storage.state_dir), &mail.raw) {
-        Some(crate::ingest::handoff::Answer::Done(outcome)) => {
+    let config = load_config(config_path)?;
+    match handoff::offer(&handoff::socket_path(&config.storage.state_dir), &mail.raw) {
+        Some(handoff::Answer::Done(outcome)) => {
             crate::say!("stdin: {outcome}");
             return Ok(());
         }
-        Some(crate::ingest::handoff::Answer::TempFail(why)) => return Err(Failure::new(crate::exit::EX_TEMPFAIL, why)),
+        Some(handoff::Answer::TempFail(why)) => return Err(Failure::new(crate::exit::EX_TEMPFAIL, why)),
         None => {}
     }
-    // Alone: the parser's regexes are built on the other core while the rules load and the database opens. A
-    // thread that cannot start only means they are built when needed.
-    let _ = std::thread::Builder::new().name("warm-up".into()).spawn(crate::parse::warm_up);
+    // Alone: the regexes are built on the other core while the rules load and the database opens.
+    crate::parse::warm_up_on_the_side();
     ingest_here(crate::setup::setup_for(config)?, vec![Input::Mail(mail)])
 }
 
 /// Takes mail in with this process's own pipeline and database connection.
-fn ingest_here(setup: crate::setup::Setup, inputs: Vec<Input>) -> Result<(), Failure> {
+fn ingest_here(setup: Setup, inputs: Vec<Input>) -> Result<(), Failure> {
     // A damaged or lost database is refused with 75: the MTA keeps the mail until the admin has restored.
     let (mut store, _db_use) =
         crate::setup::open_checked_store(&setup.config, Thoroughness::WhenChanged).map_err(|f| {

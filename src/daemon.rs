@@ -159,9 +159,8 @@ pub fn run(config_path: &Path) -> Result<(), Failure> {
         None => None,
     };
     let _lock = InstanceLock::acquire(&config.storage.state_dir)?;
-    // The parser's regexes are built once, now, on the side: not in the first mail's time (a piped mail waits for
-    // its answer). A thread that cannot start only means they are built when first needed.
-    let _ = std::thread::Builder::new().name("warm-up".into()).spawn(crate::parse::warm_up);
+    // Not in the first mail's time: a piped mail waits for its answer.
+    crate::parse::warm_up_on_the_side();
     // Checked before the signing key is made: on a fresh installation neither exists yet.
     let (mut store, _db_use) =
         crate::setup::open_checked_store(&config, crate::store::integrity::Thoroughness::Always)?;

@@ -50,6 +50,12 @@ pub fn warm_up() {
     subject::warm_up();
 }
 
+/// Runs [`warm_up`] on a thread of its own: the one-mail `ingest` overlaps it with its start-up, the daemon keeps it
+/// out of the first mail's time. A thread that cannot start only means the regexes are built when first needed.
+pub fn warm_up_on_the_side() {
+    let _ = std::thread::Builder::new().name("warm-up".into()).spawn(warm_up);
+}
+
 /// Parses and classifies one message.
 pub fn parse_mail(raw: &[u8], limits: &Limits) -> Result<InboundMail, Rejection> {
     parse(raw, limits, AttachmentBytes::Keep)
