@@ -127,14 +127,24 @@ fn check_structure(raw: &[u8], limits: &Limits) -> Result<(), Rejection> {
         open: Vec::new(),
         parts: 1,
     };
-    for line in raw.split(|&b| b == b'\n') {
+    let delimiters = memchr::memmem::Finder::new(b"\n--");
+    let mut line_start = 0;
+    loop {
+        if !s.in_headers {
+            // In a body only lines that start with "--" matter: jump to the next one instead of walking every line
+            // of a base64 attachment (this scan sees every byte of every mail before the MIME parser does).
+            match next_dash_line(raw, line_start, &delimiters) {
+                Some(start) => line_start = start,
+                None => return Ok(()),
+            }
+        }
+        let end = memchr::memchr(b'\n', &raw[line_start..]).map_or(raw.len(), |i| line_start + i);
+        let line = &raw[line_start..end];
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if s.in_headers {
             header_line(&mut s, line);
         } else if let Some(rest) = line.strip_prefix(b"--") {
             delimiter_line(&mut s, rest);
-        } else {
-            continue;
         }
         if s.parts > limits.max_mime_parts {
             return Err(Rejection::TooManyParts { limit: limits.max_mime_parts });
@@ -143,8 +153,19 @@ fn check_structure(raw: &[u8], limits: &Limits) -> Result<(), Rejection> {
         if s.open.len() + 1 > limits.max_nesting_depth {
             return Err(Rejection::TooDeep { limit: limits.max_nesting_depth });
         }
+        if end == raw.len() {
+            return Ok(());
+        }
+        line_start = end + 1;
     }
-    Ok(())
+}
+
+/// The start of the first line at or after `from` (itself a line start) that begins with "--".
+fn next_dash_line(raw: &[u8], from: usize, delimiters: &memchr::memmem::Finder<'_>) -> Option<usize> {
+    if raw[from..].starts_with(b"--") {
+        return Some(from);
+    }
+    delimiters.find(&raw[from..]).map(|i| from + i + 1)
 }
 
 fn header_line<'a>(s: &mut Scan<'a>, line: &'a [u8]) {
@@ -268,6 +289,72 @@ mod tests {
             many.extend_from_slice(b"--x\n\npart\n");
         }
         assert_eq!(prescan(&many, &limits), Err(Rejection::TooManyParts { limit: 500 }));
+    }
+
+    /// The scan as first written, every line in turn: the jumping scan must agree with it.
+    fn line_by_line(raw: &[u8], limits: &Limits) -> Result<(usize, usize), Rejection> {
+        let mut s = Scan {
+            in_headers: true,
+            in_content_type: false,
+            message_part: false,
+            declared: HashSet::new(),
+            open: Vec::new(),
+            parts: 1,
+        };
+        for line in raw.split(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if s.in_headers {
+                header_line(&mut s, line);
+            } else if let Some(rest) = line.strip_prefix(b"--") {
+                delimiter_line(&mut s, rest);
+            } else {
+                continue;
+            }
+            if s.parts > limits.max_mime_parts {
+                return Err(Rejection::TooManyParts { limit: limits.max_mime_parts });
+            }
+            if s.open.len() + 1 > limits.max_nesting_depth {
+                return Err(Rejection::TooDeep { limit: limits.max_nesting_depth });
+            }
+        }
+        Ok((s.parts, s.open.len()))
+    }
+
+    #[test]
+    fn jumping_between_dash_lines_sees_what_every_line_sees() {
+        // Limits low enough that some of the mails below break each.
+        let limits = Limits { max_mime_parts: 2, max_nesting_depth: 2, ..Limits::default() };
+        let pieces: [&[u8]; 12] = [
+            b"Content-Type: multipart/mixed; boundary=a\n",
+            b"Content-Type: multipart/alternative;\r\n boundary=\"b\"\r\n",
+            b"Content-Type: message/rfc822\n",
+            b"\n",
+            b"\r\n",
+            b"--a\n",
+            b"--b\r\n",
+            b"--a--\n",
+            b"--b--",
+            b"-- not a delimiter\n",
+            b"body text\n",
+            b"QUJD--\n",
+        ];
+        // Every sequence of up to five pieces after a header line: 12^5 mails, each checked both ways.
+        let mut mail = Vec::new();
+        let (mut too_deep, mut too_many) = (0, 0);
+        for n in 0..12usize.pow(5) {
+            mail.clear();
+            mail.extend_from_slice(b"From: a@b.c\n");
+            let mut k = n;
+            for _ in 0..5 {
+                mail.extend_from_slice(pieces[k % 12]);
+                k /= 12;
+            }
+            let expected = line_by_line(&mail, &limits).map(|_| ());
+            assert_eq!(check_structure(&mail, &limits), expected, "{:?}", String::from_utf8_lossy(&mail));
+            too_deep += usize::from(matches!(expected, Err(Rejection::TooDeep { .. })));
+            too_many += usize::from(matches!(expected, Err(Rejection::TooManyParts { .. })));
+        }
+        assert!(too_deep > 1000 && too_many > 0, "too deep {too_deep}, too many parts {too_many}");
     }
 
     #[test]

@@ -80,6 +80,39 @@ fn raw_mail_reads_back_exact_from_old_uncompressed_rows_and_new_compressed_ones(
 }
 
 #[test]
+fn large_raw_mail_reads_back_exact_compressed_or_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+    // An attachment that compresses (stored as zstd) and bytes that do not (stored as they are), both larger than
+    // SQLite's page cache.
+    let mut noise = Vec::with_capacity(2_000_000);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    while noise.len() < 2_000_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        noise.extend_from_slice(&x.to_le_bytes());
+    }
+    // An attachment as mail carries it: base64 in 76-character lines, which zstd shrinks to about three quarters.
+    let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &noise);
+    let text: Vec<u8> = encoded.as_bytes().chunks(76).flat_map(|line| [line, b"\r\n"].concat()).collect();
+    let tx = store.begin().unwrap();
+    let t = ticket(&tx, "1", "q", 0);
+    let zstd = compress_raw(&text);
+    assert!(zstd.as_ref().is_some_and(|z| z.len() > 2_000_000));
+    assert!(compress_raw(&noise).is_none());
+    let rows = [tx.insert_raw(&text, zstd.as_deref(), "text").unwrap(), tx.insert_raw(&noise, None, "noise").unwrap()];
+    let articles: Vec<i64> = rows.iter().map(|&row| article(&tx, t, Some(row))).collect();
+    assert_eq!(tx.insert_raw(&noise, None, "noise").unwrap(), rows[1], "the same content is the same row");
+    tx.commit().unwrap();
+    drop(store);
+    let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+    for (article, expected) in articles.iter().zip([&text, &noise]) {
+        assert!(store.raw_message(*article).unwrap().unwrap() == **expected, "article {article}");
+    }
+}
+
+#[test]
 fn article_counts_are_kept_and_ticket_list_orders_by_activity_with_filters() {
     let mut store = Store::open_in_memory().unwrap();
     let tx = store.begin().unwrap();
