@@ -153,20 +153,12 @@ struct KeptAs<'a> {
 pub type Parsed = Vec<Option<ParsedMail>>;
 
 /// One mail after the pure half of a batch, with the hash of its raw bytes (the ledger's duplicate key): taken on
-/// the parsing core, not inside the store's transaction.
+/// the parsing core, not inside the store's transaction. (The raw bytes are compressed by the store, when it
+/// writes them: the daemon's parsing core was the busier of its two, and a frame held for a whole batch was
+/// memory the daemon did not need; docs/benchmark.md, issue 12, fifth pass.)
 pub struct ParsedMail {
     pub sha256: String,
-    /// The raw bytes as a zstd frame, when that is smaller ([`crate::store::compress_raw`]): compressed here, on
-    /// the parsing core, so the store thread only writes fewer bytes.
-    pub zstd: Option<Vec<u8>>,
     pub mail: Result<InboundMail, Rejection>,
-}
-
-/// A parsed mail's raw bytes as the store keeps them: their SHA-256 and, when smaller, their zstd frame.
-#[derive(Clone, Copy)]
-struct RawRef<'a> {
-    sha: &'a str,
-    zstd: Option<&'a [u8]>,
 }
 
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -236,7 +228,6 @@ impl Pipeline {
             .map(|m| {
                 m.refused.is_none().then(|| ParsedMail {
                     sha256: sha256_hex(&m.raw),
-                    zstd: crate::store::compress_raw(&m.raw),
                     mail: parse::parse_mail_hashed(&m.raw, &self.setup.config.limits),
                 })
             })
@@ -330,7 +321,7 @@ impl Pipeline {
             )?;
             return Ok(Outcome::Quarantined { id, reason: refusal.reason.clone() });
         }
-        let Some(ParsedMail { sha256: sha, mail, zstd }) = parsed else {
+        let Some(ParsedMail { sha256: sha, mail }) = parsed else {
             // Only refused mail comes unparsed, and it returned above; were that ever broken, the mail is
             // quarantined by the caller rather than the daemon stopping.
             return Err(StoreError::Invalid("a mail reached the store without being parsed".into()));
@@ -343,7 +334,7 @@ impl Pipeline {
             Ok(mail) => mail,
             Err(rejection) => return self.quarantine(tx, incoming, &rejection.to_string(), now),
         };
-        self.store_mail(tx, incoming, mail, RawRef { sha, zstd: zstd.as_deref() }, now)
+        self.store_mail(tx, incoming, mail, sha, now)
     }
 
     fn quarantine(&self, tx: &Tx<'_>, incoming: &Incoming, reason: &str, now: i64) -> Result<Outcome, StoreError> {
@@ -362,7 +353,7 @@ impl Pipeline {
         tx: &Tx<'_>,
         incoming: &Incoming,
         mail: &InboundMail,
-        raw: RawRef<'_>,
+        sha: &str,
         now: i64,
     ) -> Result<Outcome, StoreError> {
         // Our own mail coming back (a forwarding loop, a relay returning it) never becomes a ticket.
@@ -370,7 +361,7 @@ impl Pipeline {
             return self.quarantine(tx, incoming, "our own outgoing mail came back; not a ticket (loop guard)", now);
         }
         if let Some(proven) = self.proven_agent(tx, mail)? {
-            return self.agent_mail(tx, incoming, mail, raw, &proven, now);
+            return self.agent_mail(tx, incoming, mail, sha, &proven, now);
         }
         let placement = self.place(tx, mail, now)?;
         let current_queue = match &placement {
@@ -408,7 +399,7 @@ impl Pipeline {
                 (id, Outcome::NewTicket { number, claimed }, None, Standing::Proven)
             }
         };
-        let raw_id = tx.insert_raw(&incoming.raw, raw.zstd, raw.sha)?;
+        let raw_id = tx.insert_raw(&incoming.raw, sha)?;
         let kept = KeptAs { direction: "inbound", internal: false, visible_text: &mail.visible_text, duplicate_of };
         let article_id = self.add_article(tx, ticket_id, mail, kept, raw_id, now)?;
         self.apply_decision(tx, ticket_id, article_id, &decision, current_queue.as_deref(), now)?;
@@ -427,7 +418,7 @@ impl Pipeline {
         if let Some(event) = event {
             self.notify_about(tx, &facts, mail, event, &decision.notify, now)?;
         }
-        tx.record_ledger(&incoming.stored(raw.sha, mail, ticket_id, article_id), now)?;
+        tx.record_ledger(&incoming.stored(sha, mail, ticket_id, article_id), now)?;
         Ok(outcome)
     }
 

@@ -3,7 +3,7 @@
 //! `quarantine:ID`. Exactly once: a second replay finds the record (and the ledger key) and changes nothing. A mail
 //! refused again is left as it was: the transaction is dropped, no second quarantine row is made.
 
-use super::{Incoming, Outcome, Pipeline, RawRef};
+use super::{Incoming, Outcome, Pipeline};
 use crate::parse;
 use crate::store::{LedgerEntry, Store, StoreError, sha256_hex};
 
@@ -39,10 +39,7 @@ impl Pipeline {
                 Outcome::Duplicate { number }
             }
             (None, Err(rejection)) => return Ok(Replayed::StillRefused(rejection.to_string())),
-            (None, Ok(mail)) => {
-                let zstd = crate::store::compress_raw(&incoming.raw);
-                self.store_mail(&tx, &incoming, &mail, RawRef { sha: &sha, zstd: zstd.as_deref() }, now)?
-            }
+            (None, Ok(mail)) => self.store_mail(&tx, &incoming, &mail, &sha, now)?,
         };
         let number = match &outcome {
             Outcome::Quarantined { reason, .. } => return Ok(Replayed::StillRefused(reason.clone())),

@@ -313,7 +313,7 @@ mod tests {
         let db = dir.path().join("postdesk.db");
         let mut store = crate::store::Store::open(&db).unwrap();
         let tx = store.begin().unwrap();
-        tx.insert_raw(b"Subject: hi\r\n\r\nbody", None, "ab").unwrap();
+        tx.insert_raw(b"Subject: hi\r\n\r\nbody", "ab").unwrap();
         tx.commit().unwrap();
         let now = Utc.with_ymd_and_hms(2026, 12, 1, 3, 0, 0).unwrap();
         let report = backup(&db, &dir.path().join("b"), now, 7).unwrap();

@@ -68,7 +68,7 @@ fn attachments_are_stored_once_per_content() {
         sha256: sha256_hex(b"same bytes"),
         data: Vec::new(),
     };
-    let raw = tx.insert_raw(b"the mail that carried it", None, "0").unwrap();
+    let raw = tx.insert_raw(b"the mail that carried it", "0").unwrap();
     tx.add_attachment(a1, &file, raw).unwrap();
     tx.add_attachment(a2, &file, raw).unwrap();
     tx.commit().unwrap();

@@ -55,7 +55,7 @@ fn raw_mail_reads_back_exact_from_old_uncompressed_rows_and_new_compressed_ones(
     let t = ticket(&tx, "1", "q", 0);
     let zstd = compress_raw(text.as_bytes());
     assert!(zstd.is_some());
-    let new_row = tx.insert_raw(text.as_bytes(), zstd.as_deref(), "new").unwrap();
+    let new_row = tx.insert_raw(text.as_bytes(), "new").unwrap();
     // A row as every postdesk before migration 0010 wrote it: the bytes themselves, no encoding.
     tx.conn().execute("INSERT INTO raw_messages (sha256, size, data) VALUES ('old', 3, X'6F6C64')", []).unwrap();
     let old_row: i64 =
@@ -63,7 +63,7 @@ fn raw_mail_reads_back_exact_from_old_uncompressed_rows_and_new_compressed_ones(
     let a_new = article(&tx, t, Some(new_row));
     let a_old = article(&tx, t, Some(old_row));
     // The same content again is the same row, whatever was passed the second time.
-    assert_eq!(tx.insert_raw(text.as_bytes(), None, "new").unwrap(), new_row);
+    assert_eq!(tx.insert_raw(text.as_bytes(), "new").unwrap(), new_row);
     tx.commit().unwrap();
     let stored: (i64, Option<String>) = store
         .conn
@@ -101,9 +101,9 @@ fn large_raw_mail_reads_back_exact_compressed_or_not() {
     let zstd = compress_raw(&text);
     assert!(zstd.as_ref().is_some_and(|z| z.len() > 2_000_000));
     assert!(compress_raw(&noise).is_none());
-    let rows = [tx.insert_raw(&text, zstd.as_deref(), "text").unwrap(), tx.insert_raw(&noise, None, "noise").unwrap()];
+    let rows = [tx.insert_raw(&text, "text").unwrap(), tx.insert_raw(&noise, "noise").unwrap()];
     let articles: Vec<i64> = rows.iter().map(|&row| article(&tx, t, Some(row))).collect();
-    assert_eq!(tx.insert_raw(&noise, None, "noise").unwrap(), rows[1], "the same content is the same row");
+    assert_eq!(tx.insert_raw(&noise, "noise").unwrap(), rows[1], "the same content is the same row");
     tx.commit().unwrap();
     drop(store);
     let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
@@ -207,7 +207,7 @@ fn one_commit_processes_keep_the_wal_bounded() {
         let mut store = Store::open(&db).unwrap();
         let tx = store.begin().unwrap();
         let t = ticket(&tx, &n.to_string(), "q", n);
-        let raw = tx.insert_raw(body.as_bytes(), None, &n.to_string()).unwrap();
+        let raw = tx.insert_raw(body.as_bytes(), &n.to_string()).unwrap();
         article(&tx, t, Some(raw));
         tx.commit().unwrap();
         store.release_wal().unwrap();

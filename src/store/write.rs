@@ -138,16 +138,17 @@ impl<'c> Tx<'c> {
             .optional()?)
     }
 
-    /// Stores a mail's raw bytes once per content and returns their row id. `zstd` is
-    /// [`super::compress_raw`]`(raw)`, taken on the parsing core: the row holds it instead when there is one.
-    pub fn insert_raw(&self, raw: &[u8], zstd: Option<&[u8]>, sha256: &str) -> Result<i64> {
+    /// Stores a mail's raw bytes once per content and returns their row id. The row holds their zstd frame when
+    /// that is smaller ([`super::compress_raw`]).
+    pub fn insert_raw(&self, raw: &[u8], sha256: &str) -> Result<i64> {
+        let zstd = super::compress_raw(raw);
         let mut insert = self.tx.prepare_cached(
             "INSERT INTO raw_messages (sha256, size, data, encoding) VALUES (?1, ?2, ?3, ?4) \
              ON CONFLICT(sha256) DO NOTHING RETURNING id",
         )?;
-        let encoding = zstd.map(|_| super::raw::ZSTD);
+        let encoding = zstd.as_ref().map(|_| super::raw::ZSTD);
         let inserted = insert
-            .query_row(params![sha256, raw.len() as i64, zstd.unwrap_or(raw), encoding], |r| r.get(0))
+            .query_row(params![sha256, raw.len() as i64, zstd.as_deref().unwrap_or(raw), encoding], |r| r.get(0))
             .optional()?;
         match inserted {
             Some(id) => Ok(id),
