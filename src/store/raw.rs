@@ -9,7 +9,7 @@ use super::{Result, StoreError};
 /// The `raw_messages.encoding` of a zstd frame.
 pub(super) const ZSTD: &str = "zstd";
 
-/// Level 1: most of the size win at a few hundred MB/s, on the parsing core (see docs/benchmark.md).
+/// Level 1: most of the size win at a few hundred MB/s, inside the store's transaction (see docs/benchmark.md).
 const LEVEL: i32 = 1;
 
 /// The zstd frame of `raw`, or None when compressing would not save at least an eighth (already compressed
