@@ -292,7 +292,7 @@ mod tests {
     }
 
     /// The scan as first written, every line in turn: the jumping scan must agree with it.
-    fn line_by_line(raw: &[u8], limits: &Limits) -> Result<(usize, usize), Rejection> {
+    fn line_by_line(raw: &[u8], limits: &Limits) -> Result<(), Rejection> {
         let mut s = Scan {
             in_headers: true,
             in_content_type: false,
@@ -317,7 +317,7 @@ mod tests {
                 return Err(Rejection::TooDeep { limit: limits.max_nesting_depth });
             }
         }
-        Ok((s.parts, s.open.len()))
+        Ok(())
     }
 
     #[test]
@@ -338,7 +338,7 @@ mod tests {
             b"body text\n",
             b"QUJD--\n",
         ];
-        // Every sequence of up to five pieces after a header line: 12^5 mails, each checked both ways.
+        // Every sequence of five pieces after a header line: 12^5 mails, each checked both ways.
         let mut mail = Vec::new();
         let (mut too_deep, mut too_many) = (0, 0);
         for n in 0..12usize.pow(5) {
@@ -349,7 +349,7 @@ mod tests {
                 mail.extend_from_slice(pieces[k % 12]);
                 k /= 12;
             }
-            let expected = line_by_line(&mail, &limits).map(|_| ());
+            let expected = line_by_line(&mail, &limits);
             assert_eq!(check_structure(&mail, &limits), expected, "{:?}", String::from_utf8_lossy(&mail));
             too_deep += usize::from(matches!(expected, Err(Rejection::TooDeep { .. })));
             too_many += usize::from(matches!(expected, Err(Rejection::TooManyParts { .. })));
