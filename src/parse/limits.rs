@@ -118,15 +118,22 @@ struct Scan<'a> {
     parts: usize,
 }
 
+impl Scan<'_> {
+    /// At the top of a mail: in its header block, which counts as its first part.
+    fn at_start() -> Self {
+        Scan {
+            in_headers: true,
+            in_content_type: false,
+            message_part: false,
+            declared: HashSet::new(),
+            open: Vec::new(),
+            parts: 1,
+        }
+    }
+}
+
 fn check_structure(raw: &[u8], limits: &Limits) -> Result<(), Rejection> {
-    let mut s = Scan {
-        in_headers: true,
-        in_content_type: false,
-        message_part: false,
-        declared: HashSet::new(),
-        open: Vec::new(),
-        parts: 1,
-    };
+    let mut s = Scan::at_start();
     let delimiters = memchr::memmem::Finder::new(b"\n--");
     let mut line_start = 0;
     loop {
@@ -293,14 +300,7 @@ mod tests {
 
     /// The scan as first written, every line in turn: the jumping scan must agree with it.
     fn line_by_line(raw: &[u8], limits: &Limits) -> Result<(), Rejection> {
-        let mut s = Scan {
-            in_headers: true,
-            in_content_type: false,
-            message_part: false,
-            declared: HashSet::new(),
-            open: Vec::new(),
-            parts: 1,
-        };
+        let mut s = Scan::at_start();
         for line in raw.split(|&b| b == b'\n') {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             if s.in_headers {
