@@ -1,4 +1,4 @@
-//! What the parsing core spends per stage on a directory of mail (a Maildir's cur/ and new/, or any files):
+//! What each stage of taking in a mail costs in CPU, on a directory of mail (a Maildir's cur/ and new/, or any files):
 //! `cargo run --release --example parse_cost -- DIR [RUNS]`. Best of RUNS (default 5) per stage, so other work
 //! on the machine inflates the figures as little as it can. Used for docs/benchmark.md.
 
