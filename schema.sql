@@ -307,3 +307,9 @@ DROP INDEX ingest_ledger_message_id;
 -- Raw mail may be stored compressed: NULL is the exact bytes (every row written before this migration),
 -- 'zstd' a zstd frame of them (src/store/raw.rs). Readers always get the exact bytes back.
 ALTER TABLE raw_messages ADD COLUMN encoding TEXT;
+-- ===== from 0011_raw_payload_last.sql
+-- Large raw mail is written into a column of its own, the row's last, through SQLite's blob handle: SQLite keeps a
+-- zero-filled blob unexpanded only in a record's last column, so a large mail is then streamed into its pages
+-- instead of being copied twice into memory on insert (the bound value, then the record). `data` is empty in such
+-- rows; `encoding` still says what the bytes are. Readers take `payload` when it is not NULL (src/store/read.rs).
+ALTER TABLE raw_messages ADD COLUMN payload BLOB;

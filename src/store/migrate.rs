@@ -16,6 +16,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_quarantine_actions.sql"),
     include_str!("migrations/0009_outbox_control.sql"),
     include_str!("migrations/0010_fast_reads_lean_writes.sql"),
+    include_str!("migrations/0011_raw_payload_last.sql"),
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<()> {

@@ -241,7 +241,7 @@ impl Tx<'_> {
             "INSERT INTO temp.gone_articles SELECT id FROM articles WHERE ticket_id IN temp.gone_tickets
                 OR lower(sender) = ?1 OR instr(lower(recipients), ?1) OR instr(lower(cc), ?1)
                 OR instr(lower(subject), ?1) OR instr(lower(body_text), ?1) OR instr(lower(visible_text), ?1)
-                OR raw_id IN temp.gone_raw OR raw_id IN (SELECT id FROM raw_messages WHERE instr(lower(data), ?1))
+                OR raw_id IN temp.gone_raw OR raw_id IN (SELECT id FROM raw_messages WHERE instr(lower(coalesce(payload, data)), ?1))
                 OR id IN (SELECT t.article_id FROM attachments t JOIN blobs b ON b.sha256 = t.sha256
                           WHERE instr(lower(b.data), ?1) OR instr(lower(t.filename), ?1))",
             [a],

@@ -316,7 +316,9 @@ impl Store {
 
     fn raw_where(&self, condition: &str, id: i64) -> Result<Option<Vec<u8>>> {
         // `condition` is one of two fixed strings above, never user input.
-        let sql = format!("SELECT r.data, r.encoding, r.size FROM raw_messages r WHERE {condition}");
+        // Large rows are in `payload` (migration 0011), the rest, and every older row, in `data`.
+        let sql =
+            format!("SELECT coalesce(r.payload, r.data), r.encoding, r.size FROM raw_messages r WHERE {condition}");
         let row: Option<(Vec<u8>, Option<String>, i64)> =
             self.conn.query_row(&sql, [id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).optional()?;
         row.map(|(data, encoding, size)| super::raw::decode(data, encoding.as_deref(), size)).transpose()

@@ -84,7 +84,7 @@ fn large_raw_mail_reads_back_exact_compressed_or_not() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(&dir.path().join("db.sqlite")).unwrap();
     // An attachment that compresses (stored as zstd) and bytes that do not (stored as they are), both larger than
-    // SQLite's page cache.
+    // SQLite's page cache and streamed into `payload`; and a small mail, bound into `data`.
     let mut noise = Vec::with_capacity(2_000_000);
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     while noise.len() < 2_000_000 {
@@ -101,15 +101,33 @@ fn large_raw_mail_reads_back_exact_compressed_or_not() {
     let zstd = compress_raw(&text);
     assert!(zstd.as_ref().is_some_and(|z| z.len() > 2_000_000));
     assert!(compress_raw(&noise).is_none());
-    let rows = [tx.insert_raw(&text, "text").unwrap(), tx.insert_raw(&noise, "noise").unwrap()];
+    let small = noise[..super::write::STREAMED_BYTES].to_vec();
+    let rows = [
+        tx.insert_raw(&text, "text").unwrap(),
+        tx.insert_raw(&noise, "noise").unwrap(),
+        tx.insert_raw(&small, "small").unwrap(),
+    ];
     let articles: Vec<i64> = rows.iter().map(|&row| article(&tx, t, Some(row))).collect();
     assert_eq!(tx.insert_raw(&noise, "noise").unwrap(), rows[1], "the same content is the same row");
     tx.commit().unwrap();
     drop(store);
     let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
-    for (article, expected) in articles.iter().zip([&text, &noise]) {
+    for (article, expected) in articles.iter().zip([&text, &noise, &small]) {
         assert!(store.raw_message(*article).unwrap().unwrap() == **expected, "article {article}");
     }
+    let placed: Vec<(i64, Option<i64>)> = rows
+        .iter()
+        .map(|id| {
+            store
+                .conn
+                .query_row("SELECT length(data), length(payload) FROM raw_messages WHERE id = ?1", [id], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .unwrap()
+        })
+        .collect();
+    let frame = zstd.unwrap().len() as i64;
+    assert_eq!(placed, [(0, Some(frame)), (0, Some(2_000_000)), (small.len() as i64, None)]);
 }
 
 #[test]

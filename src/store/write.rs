@@ -2,11 +2,15 @@
 //! attachments, raw bytes, ledger, later the outbox) goes through one [`Tx`], so it commits or vanishes as a whole.
 
 use super::CachedStatements;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::blob::ZeroBlob;
+use rusqlite::{MAIN_DB, OptionalExtension, params};
 
 use super::Result;
 use crate::model::{Attachment, Priority, TicketState};
 use crate::thread::{ThreadLookup, TicketRef};
+
+/// Raw rows larger than this (as stored) are streamed into `payload` ([`Tx::insert_raw`]); smaller ones are bound.
+pub(super) const STREAMED_BYTES: usize = 64 * 1024;
 
 pub struct Tx<'c> {
     tx: rusqlite::Transaction<'c>,
@@ -140,18 +144,34 @@ impl<'c> Tx<'c> {
 
     /// Stores a mail's raw bytes once per content and returns their row id. The row holds their zstd frame when
     /// that is smaller ([`super::compress_raw`]).
+    ///
+    /// Large rows go into `payload`, the row's last column, as a zero-filled blob that is then written through
+    /// SQLite's blob handle: a bound blob is copied twice inside SQLite (the bound value, then the record), which
+    /// for the benchmark's largest mail was 9 MB of the daemon's peak memory (docs/benchmark.md).
     pub fn insert_raw(&self, raw: &[u8], sha256: &str) -> Result<i64> {
         let zstd = super::compress_raw(raw);
+        let stored = zstd.as_deref().unwrap_or(raw);
+        let encoding = zstd.as_ref().map(|_| super::raw::ZSTD);
+        let streamed = stored.len() > STREAMED_BYTES;
         let mut insert = self.tx.prepare_cached(
-            "INSERT INTO raw_messages (sha256, size, data, encoding) VALUES (?1, ?2, ?3, ?4) \
+            "INSERT INTO raw_messages (sha256, size, data, encoding, payload) VALUES (?1, ?2, ?3, ?4, ?5) \
              ON CONFLICT(sha256) DO NOTHING RETURNING id",
         )?;
-        let encoding = zstd.as_ref().map(|_| super::raw::ZSTD);
-        let inserted = insert
-            .query_row(params![sha256, raw.len() as i64, zstd.as_deref().unwrap_or(raw), encoding], |r| r.get(0))
-            .optional()?;
+        let inserted: Option<i64> = if streamed {
+            let length = i32::try_from(stored.len())
+                .map_err(|_| super::StoreError::Invalid(format!("raw mail of {} bytes", stored.len())))?;
+            insert.query_row(params![sha256, raw.len() as i64, &[] as &[u8], encoding, ZeroBlob(length)], |r| r.get(0))
+        } else {
+            insert.query_row(params![sha256, raw.len() as i64, stored, encoding, None::<&[u8]>], |r| r.get(0))
+        }
+        .optional()?;
         match inserted {
-            Some(id) => Ok(id),
+            Some(id) => {
+                if streamed {
+                    self.tx.blob_open(MAIN_DB, c"raw_messages", c"payload", id, false)?.write_at(stored, 0)?;
+                }
+                Ok(id)
+            }
             None => Ok(self
                 .tx
                 .prepare_cached("SELECT id FROM raw_messages WHERE sha256 = ?1")?
