@@ -171,9 +171,13 @@ pub fn load_signer(config: &Config) -> Result<std::sync::Arc<crate::outbound::Si
 }
 
 pub fn open_store(config: &Config) -> Result<Store, Failure> {
+    use crate::store::integrity::{UseLock, missing_or_empty, preflight};
     let path = prepare_state_dir(config)?;
+    // A database made here (`ticket list` before the daemon's first start) is made as `run` and `ingest` make
+    // theirs: alone, so that a daemon starting at the same moment never meets the file at 0 bytes and refuses it.
+    let _making = if missing_or_empty(&path) { UseLock::to_create(&path)? } else { None };
     // Never an empty database in place of a lost one: `run` would then carry on without the history.
-    crate::store::integrity::preflight(&path, &config.storage.state_dir)?;
+    preflight(&path, &config.storage.state_dir)?;
     Ok(Store::open(&path)?)
 }
 

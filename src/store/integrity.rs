@@ -131,11 +131,18 @@ pub struct UseLock {
 
 impl UseLock {
     pub fn shared(db: &Path) -> std::result::Result<UseLock, IntegrityError> {
-        Self::take(db, false)
+        Self::take(db, false, false).map(|lock| lock.expect("only given up for a database made meanwhile"))
     }
 
     pub fn exclusive(db: &Path) -> std::result::Result<UseLock, IntegrityError> {
-        Self::take(db, true)
+        Self::take(db, true, false).map(|lock| lock.expect("only given up for a database made meanwhile"))
+    }
+
+    /// For a process that found no database (or a 0-byte one) and will make it: the exclusive lock, so that no
+    /// other process meets the file while it is still 0 bytes; or None once another process has made it meanwhile
+    /// (a daemon keeps its lock for as long as it runs, so waiting for it would only time out).
+    pub fn to_create(db: &Path) -> std::result::Result<Option<UseLock>, IntegrityError> {
+        Self::take(db, true, true)
     }
 
     /// From exclusive to shared, on the same open file (flock converts the lock in place).
@@ -143,7 +150,7 @@ impl UseLock {
         FileExt::lock_shared(&self._dir)
     }
 
-    fn take(db: &Path, exclusive: bool) -> std::result::Result<UseLock, IntegrityError> {
+    fn take(db: &Path, exclusive: bool, unless_made: bool) -> std::result::Result<Option<UseLock>, IntegrityError> {
         let dir = database_dir(db);
         std::fs::create_dir_all(&dir).map_err(|e| StoreError::Invalid(format!("{}: {e}", dir.display())))?;
         let file = File::open(&dir).map_err(|e| StoreError::Invalid(format!("{}: {e}", dir.display())))?;
@@ -151,7 +158,10 @@ impl UseLock {
         loop {
             let got = if exclusive { FileExt::try_lock_exclusive(&file) } else { FileExt::try_lock_shared(&file) };
             if got.is_ok() {
-                return Ok(UseLock { _dir: file });
+                return Ok(Some(UseLock { _dir: file }));
+            }
+            if unless_made && !missing_or_empty(db) {
+                return Ok(None);
             }
             if started.elapsed() > USE_LOCK_WAIT {
                 return Err(IntegrityError::Busy(db.to_path_buf()));
@@ -159,6 +169,11 @@ impl UseLock {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// No database file, or one of 0 bytes: what a process that is about to make the database finds.
+pub fn missing_or_empty(db: &Path) -> bool {
+    std::fs::metadata(db).map_or(true, |m| m.len() == 0)
 }
 
 fn database_dir(db: &Path) -> PathBuf {
@@ -212,7 +227,7 @@ pub fn open_checked(
 ) -> std::result::Result<(Store, UseLock), IntegrityError> {
     // Whoever creates the database does so alone: a second process must not meet the file while it is still
     // 0 bytes (refused as an emptied database) when two mails arrive on a fresh installation at once.
-    let creating = std::fs::metadata(db).map_or(true, |m| m.len() == 0);
+    let creating = missing_or_empty(db);
     let lock = if creating { UseLock::exclusive(db)? } else { UseLock::shared(db)? };
     preflight(db, state_dir)?;
     if db.exists() {
@@ -406,6 +421,22 @@ mod tests {
         let e = preflight(&db, dir.path()).unwrap_err();
         assert!(matches!(e, IntegrityError::Missing { .. }), "{e}");
         assert!(e.to_string().contains("db restore"), "{e}");
+    }
+
+    #[test]
+    fn making_the_database_waits_for_its_maker_and_not_for_a_daemon_that_made_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("postdesk.db");
+        let maker = UseLock::to_create(&db).unwrap();
+        assert!(maker.is_some(), "no one else: this process makes it");
+        // Another process (a daemon) made the database and keeps its shared lock: no wait, no lock needed.
+        drop(maker);
+        let daemon = UseLock::shared(&db).unwrap();
+        std::fs::write(&db, [0u8; 4096]).unwrap();
+        let started = Instant::now();
+        assert!(UseLock::to_create(&db).unwrap().is_none());
+        assert!(started.elapsed() < Duration::from_secs(5), "gave up at once, not after the lock wait");
+        drop(daemon);
     }
 
     #[test]
