@@ -15,6 +15,8 @@ fi
 echo "test.sh: corpus: ${POSTDESK_CORPUS:-not configured}"
 
 cargo build --all-targets
+# mail-parser is built from vendor/ with a faster base64 decoder: its test against the released decoder.
+cargo test --manifest-path vendor/mail-parser/Cargo.toml --target-dir target --features serde --lib decoders::base64
 # The corpus figures (classification, bounces, reply stripping, threading), printed for the log.
 cargo test --test corpus_classify --test corpus_replies -- --nocapture
 cargo test --all-targets "$@"
