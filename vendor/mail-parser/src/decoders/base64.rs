@@ -272,7 +272,8 @@ impl<'x> MessageStream<'x> {
     }
 
     /// postdesk patch: decodes the run of whole, valid four-character groups at the current position into `buf`
-    /// and moves past it. Returns the last two bytes it consumed, or None if there was no whole group. The bytes are the ones the byte-at-a-time loop would have produced for the same input.
+    /// and moves past it. Returns the last two bytes it consumed, or None if there was no whole group. The bytes
+    /// are the ones the byte-at-a-time loop would have produced for the same input.
     #[inline(always)]
     fn decode_whole_groups(&mut self, buf: &mut Vec<u8>) -> Option<[u8; 2]> {
         let start = self.pos.min(self.data.len());
