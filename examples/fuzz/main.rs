@@ -28,7 +28,7 @@ use rand::{Rng, SeedableRng};
 use targets::Target;
 
 /// The message of the last panic, caught or not, and whether it was raised inside a dependency (a crate from the
-/// registry): set by the hook, taken after each input.
+/// registry or `vendor/`): set by the hook, taken after each input.
 static PANICKED: Mutex<Option<(String, bool)>> = Mutex::new(None);
 /// The input being run, its target and since when: the watchdog saves it when it hangs.
 static RUNNING: Mutex<Option<(&'static str, Vec<u8>, Instant)>> = Mutex::new(None);
@@ -64,7 +64,9 @@ fn main() {
     };
     panic::set_hook(Box::new(|info| {
         let location = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
-        let in_dependency = info.location().is_some_and(|l| l.file().contains("/.cargo/registry/"));
+        // Registry crates, and the one crate built from vendor/ (mail-parser with postdesk's decoder patch).
+        let in_dependency =
+            info.location().is_some_and(|l| l.file().contains("/.cargo/registry/") || l.file().starts_with("vendor/"));
         let message = info
             .payload()
             .downcast_ref::<&str>()
