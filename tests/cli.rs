@@ -229,3 +229,64 @@ fn an_attachment_comes_back_byte_for_byte_by_its_hash() {
     let out = env.run(&["ticket", "attachment", &number, "abc"]);
     assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
 }
+
+/// A mail is compressed, and its received bytes let go, as soon as it is parsed (issue 12, seventh pass). Mail that a
+/// rule then refuses is quarantined from its compressed form: the quarantine must still hold its exact bytes, and
+/// the ticket's raw mail must come back exact too, for mail of one frame and of several.
+#[test]
+fn mail_refused_after_it_was_compressed_keeps_its_exact_bytes() {
+    let env = Env::new();
+    std::fs::write(
+        env.dir.path().join("rules/10-spam.toml"),
+        "[[rule]]\nname = \"spam\"\n[rule.when]\nheader = { name = \"X-Spam-Flag\", equals = \"YES\" }\n\
+         [rule.then]\nspam = true\nstop = true\n",
+    )
+    .unwrap();
+    // Text that compresses, in mails under and over zstd's frame piece (1 MiB), with CR LF and bare LF lines.
+    let mail = |n: usize, spam: bool, lines: usize| -> Vec<u8> {
+        let flag = if spam { "X-Spam-Flag: YES\r\n" } else { "" };
+        let mut raw = format!(
+            "From: Customer {n} <c{n}@customer.example>\r\nTo: support@example.test\r\nSubject: order {n}\r\n{flag}\
+             Message-ID: <packed-{n}@customer.example>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+        )
+        .into_bytes();
+        for line in 0..lines {
+            let end = if line % 3 == 0 { "\n" } else { "\r\n" };
+            raw.extend_from_slice(format!("line {line} of order {n}: {} widgets{end}", line * 7 % 1000).as_bytes());
+        }
+        raw
+    };
+    let mails = [mail(1, true, 20), mail(2, true, 60_000), mail(3, false, 20), mail(4, false, 60_000)];
+    assert!(mails[1].len() > 1 << 20 && mails[3].len() > 1 << 20, "{}", mails[1].len());
+    let files: Vec<String> = mails
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            let path = env.dir.path().join(format!("mail-{i}.eml"));
+            std::fs::write(&path, raw).unwrap();
+            path.display().to_string()
+        })
+        .collect();
+    let mut args = vec!["ingest"];
+    args.extend(files.iter().map(String::as_str));
+    let out = env.run(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).matches("quarantined").count(), 2, "{}", stdout(&out));
+    assert_eq!(stdout(&out).matches("new ticket").count(), 2, "{}", stdout(&out));
+
+    let store = postdesk::store::Store::open_read_only(&env.dir.path().join("state/postdesk.db")).unwrap();
+    for (id, expected) in [(1, &mails[0]), (2, &mails[1])] {
+        let item = store.quarantine_item(id).unwrap().expect("quarantined");
+        assert!(item.reason.contains("spam by rule"), "{}", item.reason);
+        assert!(item.data.as_deref() == Some(expected.as_slice()), "quarantine {id} holds the exact bytes");
+        assert_eq!(item.size, expected.len() as i64);
+        assert_eq!(item.sha256.as_deref(), Some(postdesk::store::sha256_hex(expected).as_str()));
+    }
+    for line in stdout(&out).lines().filter(|l| l.contains("new ticket")) {
+        let ticket = env.ticket_json(&ticket_number(line));
+        let article = ticket["articles"][0]["id"].to_string();
+        let raw = env.run(&["ticket", "raw", &article]);
+        assert!(raw.status.success(), "{}", stderr(&raw));
+        assert!(mails[2..].iter().any(|m| *m == raw.stdout), "ticket {line}: its raw mail comes back exact");
+    }
+}

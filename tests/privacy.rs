@@ -244,7 +244,7 @@ fn retention_purges_closed_tickets_after_n_days_by_the_clock_and_nothing_else() 
     let clock = Arc::new(AtomicI64::new(t0));
     let (pipeline, mut store) = setup_with_clock(&env, clock.clone());
     let shared = "an attachment in an old and a new ticket";
-    let batch: Vec<Incoming> = [
+    let mut batch: Vec<Incoming> = [
         mail("Old <old@customer.example>", "", "Old question", "old", shared, 1),
         mail("Busy <busy@customer.example>", "", "Busy question", "busy", "b", 2),
         mail("Open <open@customer.example>", "", "Open question", "open", shared, 3),
@@ -254,7 +254,7 @@ fn retention_purges_closed_tickets_after_n_days_by_the_clock_and_nothing_else() 
     .enumerate()
     .map(|(i, raw)| Incoming::new(format!("test:{i}"), raw))
     .collect();
-    let outcomes = pipeline.process_batch(&mut store, &batch).unwrap();
+    let outcomes = pipeline.process_batch(&mut store, &mut batch).unwrap();
     let numbers: Vec<String> = outcomes.iter().map(|o| ticket_number(&o.to_string())).collect();
     let (old, busy, open, merged) = (&numbers[0], &numbers[1], &numbers[2], &numbers[3]);
     pipeline.act(&mut store, merged, None, command("merge", old)).unwrap();

@@ -6,7 +6,7 @@
 use tracing::info;
 
 use super::actions::{Actor, customer_of};
-use super::{Incoming, KeptAs, Outcome, Pipeline};
+use super::{Incoming, KeptAs, Outcome, ParsedMail, Pipeline};
 use crate::agents::notify::{Event, Notice, Whom, event_article, notify, to_agent};
 use crate::agents::{AgentProof, AuthContext, parse_agent_reply, prove_agent};
 use crate::model::{Address, InboundMail};
@@ -50,7 +50,7 @@ impl Pipeline {
         tx: &Tx<'_>,
         incoming: &Incoming,
         mail: &InboundMail,
-        sha: &str,
+        parsed: &ParsedMail,
         proven: &ProvenAgent,
         now: i64,
     ) -> Result<Outcome, StoreError> {
@@ -65,7 +65,7 @@ impl Pipeline {
             .is_some_and(|c| mail.recipient_keys().iter().any(|r| r.eq_ignore_ascii_case(c)));
         let rights = tx.agent_can(&agent.address, &facts.queue)?;
         let note = reply.note || to_comment_address || !rights;
-        let raw_id = tx.insert_raw(&incoming.raw, sha)?;
+        let raw_id = tx.insert_raw_as(&incoming.raw, parsed.packed.as_ref(), &parsed.sha256)?;
         let kept = KeptAs { direction: "agent", internal: note, visible_text: &reply.body, duplicate_of: None };
         let article_id = self.add_article(tx, ticket_id, mail, kept, raw_id, now)?;
         tx.touch_ticket(ticket_id, now, false)?;
@@ -93,7 +93,7 @@ impl Pipeline {
         if !outcomes.is_empty() {
             self.transcript(tx, &facts, agent, mail, outcomes, now)?;
         }
-        tx.record_ledger(&incoming.stored(sha, mail, ticket_id, article_id), now)?;
+        tx.record_ledger(&incoming.stored(&parsed.sha256, mail, ticket_id, article_id), now)?;
         let what = if note { "note" } else { "answer" };
         Ok(Outcome::FollowUp {
             number: facts.number,

@@ -7,6 +7,7 @@ mod agent;
 mod parties;
 mod replay;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -20,7 +21,7 @@ use crate::parse::{self, Rejection};
 use crate::respond::{ReplyOutcome, Responder, TicketFacts};
 use crate::rules::{AutoReply, Decision, RouteContext};
 use crate::setup::Setup;
-use crate::store::{LedgerEntry, NewArticle, NewTicket, Store, StoreError, Tx, sha256_hex};
+use crate::store::{LedgerEntry, NewArticle, NewTicket, Packed, Store, StoreError, Tx, sha256_hex};
 use crate::thread::{self, Resolution, Standing, ThreadLookup, TicketRef, Via};
 use crate::token::TokenFormat;
 
@@ -152,13 +153,26 @@ struct KeptAs<'a> {
 /// What [`Pipeline::parse_batch`] made of each mail: `None` for mail the source refused before download.
 pub type Parsed = Vec<Option<ParsedMail>>;
 
-/// One mail after the pure half of a batch, with the hash of its raw bytes (the ledger's duplicate key): taken on
-/// the parsing core, not inside the store's transaction. (The raw bytes are compressed by the store, when it
-/// writes them: the daemon's parsing core was the busier of its two, and a frame held for a whole batch was
-/// memory the daemon did not need; docs/benchmark.md, issue 12, fifth pass.)
+/// One mail after the pure half of a batch, with the hash of its raw bytes (the ledger's duplicate key) and, for
+/// mail that parsed, the compressed form the store will write: both made on the parsing core, not inside the
+/// store's transaction, which is the daemon's critical path (docs/benchmark.md, issue 12, seventh pass).
 pub struct ParsedMail {
     pub sha256: String,
     pub mail: Result<InboundMail, Rejection>,
+    /// For mail that parsed: its zstd frames, or None when it does not shrink (it is stored as it is). Always None
+    /// for mail that did not parse, which is quarantined with its bytes as they are.
+    pub packed: Option<Packed>,
+}
+
+impl ParsedMail {
+    /// The mail's exact bytes: `incoming.raw`, or unpacked from the frames once [`Pipeline::parse_releasing`] let
+    /// `incoming.raw` go (only the rare quarantine after parsing needs them back).
+    fn raw<'a>(&self, incoming: &'a Incoming) -> Result<Cow<'a, [u8]>, StoreError> {
+        match &self.packed {
+            Some(packed) if incoming.raw.len() != packed.size() => Ok(Cow::Owned(packed.unpack()?)),
+            _ => Ok(Cow::Borrowed(&incoming.raw)),
+        }
+    }
 }
 
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -214,24 +228,36 @@ impl Pipeline {
         &self.setup
     }
 
-    /// Parses every mail first (pure CPU, no lock held), then stores the batch in one transaction.
-    pub fn process_batch(&self, store: &mut Store, batch: &[Incoming]) -> Result<Vec<Outcome>, StoreError> {
-        let parsed = self.parse_batch(batch);
+    /// Parses every mail first (pure CPU, no lock held), then stores the batch in one transaction. Mail that is
+    /// packed lets go of its received bytes ([`Self::parse_releasing`]).
+    pub fn process_batch(&self, store: &mut Store, batch: &mut [Incoming]) -> Result<Vec<Outcome>, StoreError> {
+        let parsed: Parsed = batch.iter_mut().map(|m| self.parse_releasing(m)).collect();
         self.store_batch(store, batch, parsed)
     }
 
     /// The pure half of a batch: parsing needs no lock, so the daemon runs it for the next batch while the store
     /// commits the previous one.
     pub fn parse_batch(&self, batch: &[Incoming]) -> Parsed {
-        batch
-            .iter()
-            .map(|m| {
-                m.refused.is_none().then(|| ParsedMail {
-                    sha256: sha256_hex(&m.raw),
-                    mail: parse::parse_mail_hashed(&m.raw, &self.setup.config.limits),
-                })
-            })
-            .collect()
+        batch.iter().map(|m| m.refused.is_none().then(|| self.parse_one(&m.raw))).collect()
+    }
+
+    fn parse_one(&self, raw: &[u8]) -> ParsedMail {
+        let mail = parse::parse_mail_hashed(raw, &self.setup.config.limits);
+        let packed = if mail.is_ok() { crate::store::pack_raw(raw) } else { None };
+        ParsedMail { sha256: sha256_hex(raw), mail, packed }
+    }
+
+    /// [`Self::parse_batch`] for one mail, letting go of its received bytes once they are packed: until its commit
+    /// the mail is then held in its compressed form only (about three quarters of its size on the shared workload),
+    /// and a batch parsed this way never holds both forms of more than one mail.
+    pub fn parse_releasing(&self, incoming: &mut Incoming) -> Option<ParsedMail> {
+        incoming.refused.is_none().then(|| {
+            let parsed = self.parse_one(&incoming.raw);
+            if parsed.packed.is_some() {
+                incoming.raw = Vec::new();
+            }
+            parsed
+        })
     }
 
     /// The writing half: one transaction for the batch, a savepoint per mail.
@@ -280,7 +306,7 @@ impl Pipeline {
                     // A mail that the store refuses (a bug, a constraint) must not block the ones behind it.
                     tx.rollback_to(&savepoint)?;
                     warn!(error = %e, "storing failed; quarantining the mail");
-                    self.quarantine(&tx, incoming, &format!("could not be stored: {e}"), now)?
+                    self.quarantine(&tx, incoming, parsed.as_ref(), &format!("could not be stored: {e}"), now)?
                 }
             };
             if let Outcome::NewTicket { number, .. } | Outcome::FollowUp { number, .. } = &outcome {
@@ -321,7 +347,7 @@ impl Pipeline {
             )?;
             return Ok(Outcome::Quarantined { id, reason: refusal.reason.clone() });
         }
-        let Some(ParsedMail { sha256: sha, mail }) = parsed else {
+        let Some(kept @ ParsedMail { sha256: sha, mail, .. }) = parsed else {
             // Only refused mail comes unparsed, and it returned above; were that ever broken, the mail is
             // quarantined by the caller rather than the daemon stopping.
             return Err(StoreError::Invalid("a mail reached the store without being parsed".into()));
@@ -332,14 +358,25 @@ impl Pipeline {
         }
         let mail = match mail {
             Ok(mail) => mail,
-            Err(rejection) => return self.quarantine(tx, incoming, &rejection.to_string(), now),
+            Err(rejection) => return self.quarantine(tx, incoming, Some(kept), &rejection.to_string(), now),
         };
-        self.store_mail(tx, incoming, mail, sha, now)
+        self.store_mail(tx, incoming, mail, kept, now)
     }
 
-    fn quarantine(&self, tx: &Tx<'_>, incoming: &Incoming, reason: &str, now: i64) -> Result<Outcome, StoreError> {
-        let sha = sha256_hex(&incoming.raw);
-        let id = tx.quarantine(reason, &incoming.source, Some(&sha), incoming.raw.len(), Some(&incoming.raw), now)?;
+    fn quarantine(
+        &self,
+        tx: &Tx<'_>,
+        incoming: &Incoming,
+        parsed: Option<&ParsedMail>,
+        reason: &str,
+        now: i64,
+    ) -> Result<Outcome, StoreError> {
+        let raw = match parsed {
+            Some(parsed) => parsed.raw(incoming)?,
+            None => Cow::Borrowed(incoming.raw.as_slice()),
+        };
+        let sha = parsed.map_or_else(|| sha256_hex(&raw), |p| p.sha256.clone());
+        let id = tx.quarantine(reason, &incoming.source, Some(&sha), raw.len(), Some(&raw), now)?;
         tx.record_ledger(
             &LedgerEntry { outcome: "quarantined", sha256: &sha, quarantine_id: Some(id), ..incoming.ledger() },
             now,
@@ -353,15 +390,16 @@ impl Pipeline {
         tx: &Tx<'_>,
         incoming: &Incoming,
         mail: &InboundMail,
-        sha: &str,
+        parsed: &ParsedMail,
         now: i64,
     ) -> Result<Outcome, StoreError> {
         // Our own mail coming back (a forwarding loop, a relay returning it) never becomes a ticket.
         if is_our_own_mail(mail, &self.signer, &self.own_addresses) {
-            return self.quarantine(tx, incoming, "our own outgoing mail came back; not a ticket (loop guard)", now);
+            let reason = "our own outgoing mail came back; not a ticket (loop guard)";
+            return self.quarantine(tx, incoming, Some(parsed), reason, now);
         }
         if let Some(proven) = self.proven_agent(tx, mail)? {
-            return self.agent_mail(tx, incoming, mail, sha, &proven, now);
+            return self.agent_mail(tx, incoming, mail, parsed, &proven, now);
         }
         let placement = self.place(tx, mail, now)?;
         let current_queue = match &placement {
@@ -378,7 +416,8 @@ impl Pipeline {
         if decision.spam || decision.reject.is_some() {
             let rules: Vec<&str> = decision.fired.iter().map(|r| r.name.as_str()).collect();
             let what = if decision.spam { "spam" } else { "rejected" };
-            let outcome = self.quarantine(tx, incoming, &format!("{what} by rule {}", rules.join(", ")), now)?;
+            let reason = format!("{what} by rule {}", rules.join(", "));
+            let outcome = self.quarantine(tx, incoming, Some(parsed), &reason, now)?;
             if let Some(template) = &decision.reject {
                 let reply = self.responder().auto_reply(tx, mail, None, template, now)?;
                 info!(?reply, "rejection");
@@ -399,7 +438,7 @@ impl Pipeline {
                 (id, Outcome::NewTicket { number, claimed }, None, Standing::Proven)
             }
         };
-        let raw_id = tx.insert_raw(&incoming.raw, sha)?;
+        let raw_id = tx.insert_raw_as(&incoming.raw, parsed.packed.as_ref(), &parsed.sha256)?;
         let kept = KeptAs { direction: "inbound", internal: false, visible_text: &mail.visible_text, duplicate_of };
         let article_id = self.add_article(tx, ticket_id, mail, kept, raw_id, now)?;
         self.apply_decision(tx, ticket_id, article_id, &decision, current_queue.as_deref(), now)?;
@@ -418,7 +457,7 @@ impl Pipeline {
         if let Some(event) = event {
             self.notify_about(tx, &facts, mail, event, &decision.notify, now)?;
         }
-        tx.record_ledger(&incoming.stored(sha, mail, ticket_id, article_id), now)?;
+        tx.record_ledger(&incoming.stored(&parsed.sha256, mail, ticket_id, article_id), now)?;
         Ok(outcome)
     }
 

@@ -4,8 +4,7 @@
 //! refused again is left as it was: the transaction is dropped, no second quarantine row is made.
 
 use super::{Incoming, Outcome, Pipeline};
-use crate::parse;
-use crate::store::{LedgerEntry, Store, StoreError, sha256_hex};
+use crate::store::{LedgerEntry, Store, StoreError};
 
 /// What a replay did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,8 +21,8 @@ impl Pipeline {
     pub fn replay(&self, store: &mut Store, id: i64, raw: Vec<u8>, actor: &str) -> Result<Replayed, StoreError> {
         let key = format!("quarantine:{id}");
         let incoming = Incoming { source: key.clone(), source_key: Some(key.clone()), raw, refused: None };
-        let sha = sha256_hex(&incoming.raw);
-        let parsed = parse::parse_mail_hashed(&incoming.raw, &self.setup.config.limits);
+        let parsed = self.parse_one(&incoming.raw);
+        let sha = parsed.sha256.clone();
         let now = (self.clock)();
         let tx = store.begin()?;
         if let Some(done) = tx.quarantine_action(id)? {
@@ -33,13 +32,13 @@ impl Pipeline {
             return Ok(Replayed::AlreadyDone("replayed (ledger)".into()));
         }
         // The quarantine's own ledger row has these bytes too; only mail stored since counts as "already here".
-        let outcome = match (tx.stored_by_sha256(&sha)?, parsed) {
+        let outcome = match (tx.stored_by_sha256(&sha)?, &parsed.mail) {
             (Some(number), _) => {
                 tx.record_ledger(&LedgerEntry { outcome: "duplicate", sha256: &sha, ..incoming.ledger() }, now)?;
                 Outcome::Duplicate { number }
             }
             (None, Err(rejection)) => return Ok(Replayed::StillRefused(rejection.to_string())),
-            (None, Ok(mail)) => self.store_mail(&tx, &incoming, &mail, &sha, now)?,
+            (None, Ok(mail)) => self.store_mail(&tx, &incoming, mail, &parsed, now)?,
         };
         let number = match &outcome {
             Outcome::Quarantined { reason, .. } => return Ok(Replayed::StillRefused(reason.clone())),

@@ -12,11 +12,67 @@ pub(super) const ZSTD: &str = "zstd";
 /// Level 1: most of the size win at a few hundred MB/s, inside the store's transaction (see docs/benchmark.md).
 const LEVEL: i32 = 1;
 
-/// The zstd frame of `raw`, or None when compressing would not save at least an eighth (already compressed
-/// attachments, tiny mails): such mail is stored as it is and costs nothing to read back.
+/// Raw bytes per zstd frame of a [`Packed`] mail. zstd decodes concatenated frames as one stream, so a row written
+/// in pieces reads back with the same single call as a one-frame row. Level 1 looks back at most 512 KiB, so frames
+/// of 1 MiB lose almost nothing against one frame.
+const PIECE: usize = 1 << 20;
+
+/// A mail's zstd frames, one per [`PIECE`] of its bytes, each in an allocation of its own exact size: a large
+/// mail's compressed form is never one buffer sized for the worst case (zstd's bound is a little over the input,
+/// which for the workload's 6 MB mail was 6 MB held beside the mail; docs/benchmark.md, issue 12, seventh pass).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Packed {
+    frames: Vec<Vec<u8>>,
+    /// The length of the bytes packed.
+    size: usize,
+}
+
+impl Packed {
+    /// The frames, in order: the row's stored bytes are their concatenation.
+    pub fn frames(&self) -> &[Vec<u8>] {
+        &self.frames
+    }
+
+    /// How many bytes the row stores.
+    pub fn stored_len(&self) -> usize {
+        self.frames.iter().map(Vec::len).sum()
+    }
+
+    /// The length of the mail itself.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// The exact bytes packed.
+    pub fn unpack(&self) -> Result<Vec<u8>> {
+        decode(self.frames.concat(), Some(ZSTD), self.size as i64)
+    }
+}
+
+/// `raw` packed, or None when compressing would not save at least an eighth (already compressed attachments, tiny
+/// mails): such mail is stored as it is and costs nothing to read back. Never Some for empty input.
+pub fn pack(raw: &[u8]) -> Option<Packed> {
+    let limit = raw.len() - raw.len() / 8;
+    let mut compressor = zstd::bulk::Compressor::new(LEVEL).ok()?;
+    let mut frames = Vec::with_capacity(raw.len().div_ceil(PIECE));
+    let mut stored = 0;
+    for piece in raw.chunks(PIECE) {
+        let mut frame = Vec::with_capacity(zstd::compress_bound(piece.len()));
+        compressor.compress_to_buffer(piece, &mut frame).ok()?;
+        stored += frame.len();
+        if stored >= limit {
+            return None;
+        }
+        // Giving back the unused tail is cheap (in place, or mremap for a mapped buffer), unlike a copy.
+        frame.shrink_to_fit();
+        frames.push(frame);
+    }
+    (!frames.is_empty()).then_some(Packed { frames, size: raw.len() })
+}
+
+/// The zstd frame(s) of `raw` as one buffer, or None as for [`pack`].
 pub fn compress(raw: &[u8]) -> Option<Vec<u8>> {
-    let packed = zstd::bulk::compress(raw, LEVEL).ok()?;
-    (packed.len() < raw.len() - raw.len() / 8).then_some(packed)
+    pack(raw).map(|packed| packed.frames.concat())
 }
 
 /// The exact bytes of a stored row. `size` is the row's recorded size: the frame must decode to exactly that.
@@ -75,5 +131,29 @@ mod tests {
         assert!(decode(packed.clone(), Some(ZSTD), raw.len() as i64 - 1).is_err());
         assert!(decode(packed, Some("lz4"), raw.len() as i64).is_err());
         assert_eq!(decode(b"plain".to_vec(), None, 5).unwrap(), b"plain");
+    }
+
+    #[test]
+    fn a_large_mail_is_packed_in_pieces_that_read_back_as_one() {
+        // Text that compresses but not trivially: numbered lines, three and a half pieces of it.
+        let raw: Vec<u8> = (0..)
+            .flat_map(|n: u64| format!("line {n}: the printer on floor {} is on fire\r\n", n % 7).into_bytes())
+            .take(PIECE * 7 / 2)
+            .collect();
+        let packed = pack(&raw).expect("text shrinks");
+        assert_eq!(packed.frames().len(), 4);
+        assert_eq!(packed.size(), raw.len());
+        assert!(packed.frames().iter().all(|f| f.capacity() == f.len()), "exactly sized frames");
+        assert_eq!(packed.unpack().unwrap(), raw);
+        // The concatenation is what a row stores, and the row's reader takes it whole.
+        let stored = compress(&raw).unwrap();
+        assert_eq!(stored.len(), packed.stored_len());
+        assert_eq!(decode(stored, Some(ZSTD), raw.len() as i64).unwrap(), raw);
+        // A piece boundary exactly at the end, and one byte past it.
+        for len in [PIECE, PIECE + 1] {
+            let packed = pack(&raw[..len]).unwrap();
+            assert_eq!(packed.frames().len(), len.div_ceil(PIECE));
+            assert_eq!(packed.unpack().unwrap(), &raw[..len]);
+        }
     }
 }

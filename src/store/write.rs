@@ -142,33 +142,55 @@ impl<'c> Tx<'c> {
             .optional()?)
     }
 
-    /// Stores a mail's raw bytes once per content and returns their row id. The row holds their zstd frame when
-    /// that is smaller ([`super::compress_raw`]).
+    /// Stores a mail's raw bytes once per content and returns their row id. The row holds their zstd frames when
+    /// that is smaller ([`super::raw::pack`]).
+    pub fn insert_raw(&self, raw: &[u8], sha256: &str) -> Result<i64> {
+        self.insert_raw_as(raw, super::raw::pack(raw).as_ref(), sha256)
+    }
+
+    /// [`Self::insert_raw`] for a mail already packed, or found not to shrink, on the parsing core: `packed` is
+    /// what [`super::raw::pack`] made of the mail, and `raw` is then not read (the caller may have released it).
     ///
     /// Large rows go into `payload`, the row's last column, as a zero-filled blob that is then written through
-    /// SQLite's blob handle: a bound blob is copied twice inside SQLite (the bound value, then the record), which
-    /// for the benchmark's largest mail was 9 MB of the daemon's peak memory (docs/benchmark.md).
-    pub fn insert_raw(&self, raw: &[u8], sha256: &str) -> Result<i64> {
-        let zstd = super::compress_raw(raw);
-        let stored = zstd.as_deref().unwrap_or(raw);
-        let encoding = zstd.as_ref().map(|_| super::raw::ZSTD);
-        let streamed = stored.len() > STREAMED_BYTES;
+    /// SQLite's blob handle, frame by frame: a bound blob is copied twice inside SQLite (the bound value, then the
+    /// record), which for the benchmark's largest mail was 9 MB of the daemon's peak memory (docs/benchmark.md).
+    pub fn insert_raw_as(&self, raw: &[u8], packed: Option<&super::raw::Packed>, sha256: &str) -> Result<i64> {
+        let (pieces, size, encoding): (&[Vec<u8>], usize, Option<&str>) = match packed {
+            Some(packed) => (packed.frames(), packed.size(), Some(super::raw::ZSTD)),
+            None => (&[], raw.len(), None),
+        };
+        let stored_len = packed.map_or(raw.len(), super::raw::Packed::stored_len);
+        let streamed = stored_len > STREAMED_BYTES;
         let mut insert = self.tx.prepare_cached(
             "INSERT INTO raw_messages (sha256, size, data, encoding, payload) VALUES (?1, ?2, ?3, ?4, ?5) \
              ON CONFLICT(sha256) DO NOTHING RETURNING id",
         )?;
         let inserted: Option<i64> = if streamed {
-            let length = i32::try_from(stored.len())
-                .map_err(|_| super::StoreError::Invalid(format!("raw mail of {} bytes", stored.len())))?;
-            insert.query_row(params![sha256, raw.len() as i64, &[] as &[u8], encoding, ZeroBlob(length)], |r| r.get(0))
+            let length = i32::try_from(stored_len)
+                .map_err(|_| super::StoreError::Invalid(format!("raw mail of {stored_len} bytes")))?;
+            insert.query_row(params![sha256, size as i64, &[] as &[u8], encoding, ZeroBlob(length)], |r| r.get(0))
         } else {
-            insert.query_row(params![sha256, raw.len() as i64, stored, encoding, None::<&[u8]>], |r| r.get(0))
+            // Small enough to bind: the frames (a row this small has one) or the bytes themselves.
+            let inline: std::borrow::Cow<'_, [u8]> = match pieces {
+                [] => raw.into(),
+                [one] => one.as_slice().into(),
+                many => many.concat().into(),
+            };
+            insert.query_row(params![sha256, size as i64, &*inline, encoding, None::<&[u8]>], |r| r.get(0))
         }
         .optional()?;
         match inserted {
             Some(id) => {
                 if streamed {
-                    self.tx.blob_open(MAIN_DB, c"raw_messages", c"payload", id, false)?.write_at(stored, 0)?;
+                    let mut blob = self.tx.blob_open(MAIN_DB, c"raw_messages", c"payload", id, false)?;
+                    if packed.is_none() {
+                        blob.write_at(raw, 0)?;
+                    }
+                    let mut offset = 0;
+                    for piece in pieces {
+                        blob.write_at(piece, offset)?;
+                        offset += piece.len();
+                    }
                 }
                 Ok(id)
             }
