@@ -21,7 +21,7 @@ use crate::ingest::imap::{self, Connection, ImapError};
 use crate::metrics::Metrics;
 use crate::outbound::Relay;
 use crate::outbound::sender::Sender;
-use crate::pipeline::{Incoming, Outcome, Pipeline, Refusal};
+use crate::pipeline::{Incoming, Outcome, Parsed, ParsedMail, Pipeline, Refusal};
 use crate::setup::Setup;
 use crate::store::{Store, StoreError};
 use crate::supervise::{Liveness, Monitor, around_reload, storage_failpoint};
@@ -678,6 +678,10 @@ async fn drain(
         conn.move_to(&already, &cfg.processed_mailbox).await?;
 
         let mut rest: &[(u32, u32)] = &todo;
+        // Three batches at most: one downloading (and parsing as it arrives), the one before it finishing its
+        // parse, and the one before that committing. The connection never waits for a parse to start the next
+        // download; the store commits batches in order, and a batch leaves the inbox only after its own commit.
+        let mut parsing: Option<Parsing> = None;
         let mut in_flight: Option<InFlight> = None;
         let mut handled = already.len();
         while !rest.is_empty() && !*stop.borrow() {
@@ -685,37 +689,14 @@ async fn drain(
             let batch = plan_batch(rest, cfg.batch_size as usize, cfg.batch_bytes, max_size);
             rest = &rest[batch.len()..];
             let started = Instant::now();
-            let mails = fetch_batch(conn, &batch, max_size).await?;
-            let download_ms = started.elapsed().as_millis() as u64;
-            let parser = pipeline.clone();
-            let parsing = tokio::task::spawn_blocking(move || {
-                let parsed = parser.parse_batch(&mails.1);
-                (mails, parsed)
-            });
-            // The store thread sets the pace: once the previous batch is committed and this one parsed, this one
-            // starts committing, and the previous one's move goes to the server meanwhile.
-            let committed = match in_flight.take() {
-                Some(previous) => Some(committed(shared, previous).await?),
-                None => None,
-            };
-            let ((uids, mails), parsed) =
-                parsing.await.map_err(|e| ImapError::Transient(format!("parse task: {e}")))?;
-            debug!(mails = uids.len(), download_ms, "batch downloaded and parsed");
-            let store = shared.store.clone();
-            let writer = pipeline.clone();
-            let (mailbox, uidvalidity) = (conn.mailbox().to_string(), conn.uidvalidity);
-            let last_uid = uids.last().copied().unwrap_or(0);
-            let storing = tokio::task::spawn_blocking(move || {
-                storage_failpoint()?;
-                let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
-                writer.store_batch_and(&mut store, &mails, parsed, |tx| {
-                    tx.set_imap_state(&mailbox, uidvalidity, last_uid)
-                })
-            });
-            in_flight = Some(InFlight { uids, storing, started });
-            if let Some(batch) = committed {
-                handled += move_committed(cfg, conn, batch).await?;
+            let task = fetch_and_parse(conn, &batch, max_size, &pipeline).await?;
+            debug!(mails = batch.len(), download_ms = started.elapsed().as_millis() as u64, "batch downloaded");
+            if let Some(previous) = parsing.replace(Parsing { task, started }) {
+                handled += store_next(shared, cfg, conn, &pipeline, previous, &mut in_flight).await?;
             }
+        }
+        if let Some(last) = parsing.take() {
+            handled += store_next(shared, cfg, conn, &pipeline, last, &mut in_flight).await?;
         }
         if let Some(previous) = in_flight.take() {
             let batch = committed(shared, previous).await?;
@@ -727,6 +708,45 @@ async fn drain(
 
 /// Mail in the mailbox as `(uid, size)`.
 type Listed = Vec<(u32, u32)>;
+
+/// A downloaded batch whose parse may still be running on the blocking pool.
+struct Parsing {
+    task: tokio::task::JoinHandle<(Vec<u32>, Vec<Incoming>, Parsed)>,
+    started: Instant,
+}
+
+/// Starts committing a parsed batch once the batch before it has committed, then moves that one out of the inbox
+/// (the store thread sets the pace: the move goes to the server while this batch commits). Returns how many mails
+/// were moved.
+async fn store_next(
+    shared: &Arc<Shared>,
+    cfg: &ImapConfig,
+    conn: &mut Connection,
+    pipeline: &Arc<Pipeline>,
+    batch: Parsing,
+    in_flight: &mut Option<InFlight>,
+) -> Result<usize, ImapError> {
+    let committed = match in_flight.take() {
+        Some(previous) => Some(committed(shared, previous).await?),
+        None => None,
+    };
+    let (uids, mails, parsed) = batch.task.await.map_err(|e| ImapError::Transient(format!("parse task: {e}")))?;
+    debug!(mails = uids.len(), parse_ms = batch.started.elapsed().as_millis() as u64, "batch parsed");
+    let store = shared.store.clone();
+    let writer = pipeline.clone();
+    let (mailbox, uidvalidity) = (conn.mailbox().to_string(), conn.uidvalidity);
+    let last_uid = uids.last().copied().unwrap_or(0);
+    let storing = tokio::task::spawn_blocking(move || {
+        storage_failpoint()?;
+        let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
+        writer.store_batch_and(&mut store, &mails, parsed, |tx| tx.set_imap_state(&mailbox, uidvalidity, last_uid))
+    });
+    *in_flight = Some(InFlight { uids, storing, started: batch.started });
+    match committed {
+        Some(batch) => move_committed(cfg, conn, batch).await,
+        None => Ok(0),
+    }
+}
 
 /// A batch whose transaction is running on the blocking pool.
 struct InFlight {
@@ -769,43 +789,62 @@ async fn move_committed(cfg: &ImapConfig, conn: &mut Connection, batch: Committe
     Ok(batch.uids.len())
 }
 
-/// Downloads one batch; mail over the size limit is refused from its size alone, never downloaded (it stays whole
-/// in the quarantine folder). Returns UIDs and mails in UID order.
-async fn fetch_batch(
+/// Downloads one batch and parses each mail as it arrives, on the blocking pool, so parsing overlaps the download
+/// (and the batch in memory is mostly compressed by the time it is whole: [`Pipeline::parse_releasing`]). Mail over
+/// the size limit is refused from its size alone, never downloaded (it stays whole in the quarantine folder).
+/// Returns the parse task once the download is done; it yields UIDs, mails and their parses in UID order.
+async fn fetch_and_parse(
     conn: &mut Connection,
     batch: &[(u32, u32)],
     max_size: usize,
-) -> Result<(Vec<u32>, Vec<Incoming>), ImapError> {
+    pipeline: &Arc<Pipeline>,
+) -> Result<tokio::task::JoinHandle<(Vec<u32>, Vec<Incoming>, Parsed)>, ImapError> {
     let mailbox = conn.mailbox().to_string();
-    let source = |uid: u32| format!("imap:{mailbox}/{uid}");
-    let mut incoming: Vec<(u32, Incoming)> = Vec::with_capacity(batch.len());
+    let source = move |uid: u32| format!("imap:{mailbox}/{uid}");
+    let (arrived, arrivals) = std::sync::mpsc::channel::<(u32, Incoming)>();
+    let parser = pipeline.clone();
+    let expected = batch.len();
+    let parsing = tokio::task::spawn_blocking(move || {
+        let mut done: Vec<(u32, Incoming, Option<ParsedMail>)> = Vec::with_capacity(expected);
+        for (uid, mut mail) in arrivals {
+            let parsed = parser.parse_releasing(&mut mail);
+            done.push((uid, mail, parsed));
+        }
+        done.sort_by_key(|(uid, ..)| *uid);
+        let mut out = (Vec::with_capacity(done.len()), Vec::with_capacity(done.len()), Vec::with_capacity(done.len()));
+        for (uid, mail, parsed) in done {
+            out.0.push(uid);
+            out.1.push(mail);
+            out.2.push(parsed);
+        }
+        out
+    });
     let mut to_download = Vec::new();
     for &(uid, size) in batch {
         if size as usize > max_size {
-            incoming.push((
-                uid,
-                Incoming {
-                    source: source(uid),
-                    source_key: Some(conn.source_key(uid)),
-                    raw: Vec::new(),
-                    refused: Some(Refusal {
-                        size: size as usize,
-                        reason: format!(
-                            "message is {size} bytes, over the limit of {max_size} (limits.max_message_bytes)"
-                        ),
-                    }),
-                },
-            ));
+            let refused = Refusal {
+                size: size as usize,
+                reason: format!("message is {size} bytes, over the limit of {max_size} (limits.max_message_bytes)"),
+            };
+            let mail = Incoming {
+                source: source(uid),
+                source_key: Some(conn.source_key(uid)),
+                raw: Vec::new(),
+                refused: Some(refused),
+            };
+            // The parse task ends only when `arrived` is dropped, so it is still receiving.
+            let _ = arrived.send((uid, mail));
         } else {
             to_download.push(uid);
         }
     }
-    for (uid, raw) in conn.download(&to_download).await? {
-        let mail = Incoming { source: source(uid), source_key: Some(conn.source_key(uid)), raw, refused: None };
-        incoming.push((uid, mail));
-    }
-    incoming.sort_by_key(|(uid, _)| *uid);
-    Ok(incoming.into_iter().unzip())
+    let source_key = conn.source_keys();
+    conn.download_each(&to_download, |uid, raw| {
+        let mail = Incoming { source: source(uid), source_key: Some(source_key(uid)), raw, refused: None };
+        let _ = arrived.send((uid, mail));
+    })
+    .await?;
+    Ok(parsing)
 }
 
 /// The next batch: oldest first, at most `max_count` mails and about `max_bytes` of download (at least one mail).

@@ -286,25 +286,31 @@ impl Connection {
 
     /// Downloads whole mails without setting \Seen (`BODY.PEEK[]`): `(uid, raw)`.
     pub async fn download(&mut self, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>, ImapError> {
+        let mut mails = Vec::with_capacity(uids.len());
+        self.download_each(uids, |uid, raw| mails.push((uid, raw))).await?;
+        mails.sort_unstable_by_key(|(uid, _)| *uid);
+        Ok(mails)
+    }
+
+    /// [`Self::download`], handing each mail to `each` as it arrives (in the server's order), so its processing can
+    /// start while the rest of the batch downloads.
+    pub async fn download_each(&mut self, uids: &[u32], mut each: impl FnMut(u32, Vec<u8>)) -> Result<(), ImapError> {
         if uids.is_empty() {
-            return Ok(Vec::new());
+            return Ok(());
         }
         let set = uid_set(uids);
         let session = &mut self.session;
-        let mut mails: Vec<(u32, Vec<u8>)> = timed("FETCH", COMMAND_TIMEOUT * 3, async {
+        timed("FETCH", COMMAND_TIMEOUT * 3, async {
             let mut fetches = session.uid_fetch(&set, "(UID BODY.PEEK[])").await.map_err(transient("UID FETCH"))?;
             // Each response is copied out and dropped as it arrives: the batch is held once, not twice.
-            let mut mails = Vec::with_capacity(uids.len());
             while let Some(f) = fetches.try_next().await.map_err(transient("UID FETCH"))? {
                 if let (Some(uid), Some(body)) = (f.uid, f.body()) {
-                    mails.push((uid, body.to_vec()));
+                    each(uid, body.to_vec());
                 }
             }
-            Ok(mails)
+            Ok(())
         })
-        .await?;
-        mails.sort_unstable_by_key(|(uid, _)| *uid);
-        Ok(mails)
+        .await
     }
 
     /// Takes mail out of the mailbox into `folder`, only ever after its commit: UID MOVE (RFC 6851), else
@@ -389,7 +395,13 @@ impl Connection {
     }
 
     pub fn source_key(&self, uid: u32) -> String {
-        format!("imap:{}:{}:{uid}", self.mailbox, self.uidvalidity)
+        source_key(&self.mailbox, self.uidvalidity, uid)
+    }
+
+    /// [`Self::source_key`] as a function that does not borrow the connection (which a download holds).
+    pub fn source_keys(&self) -> impl Fn(u32) -> String + Send + 'static {
+        let (mailbox, uidvalidity) = (self.mailbox.clone(), self.uidvalidity);
+        move |uid| source_key(&mailbox, uidvalidity, uid)
     }
 
     pub fn mailbox(&self) -> &str {
@@ -399,6 +411,11 @@ impl Connection {
     pub async fn logout(mut self) {
         let _ = timeout(Duration::from_secs(5), self.session.logout()).await;
     }
+}
+
+/// A mail's stable identity in the ledger: mailbox, UIDVALIDITY and UID.
+fn source_key(mailbox: &str, uidvalidity: u32, uid: u32) -> String {
+    format!("imap:{mailbox}:{uidvalidity}:{uid}")
 }
 
 #[cfg(test)]
