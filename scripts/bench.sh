@@ -163,8 +163,10 @@ EOF
 # start_daemon CONFIG LOG: sets DAEMON_PID and T_START
 start_daemon() {
   T_START=$(now)
-  # The environment packaging/postdesk.service gives the daemon: one malloc arena instead of glibc's 8 per core.
-  MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-1} POSTDESK_LOG=${POSTDESK_LOG:-info} "$PD" --config "$1" run 2>>"$2" >/dev/null &
+  # The environment packaging/postdesk.service gives the daemon: one malloc arena instead of glibc's 8 per core,
+  # and buffers from 256 KiB up in mappings of their own.
+  MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-1} GLIBC_TUNABLES=${GLIBC_TUNABLES:-glibc.malloc.mmap_threshold=262144} \
+    POSTDESK_LOG=${POSTDESK_LOG:-info} "$PD" --config "$1" run 2>>"$2" >/dev/null &
   DAEMON_PID=$!
 }
 
