@@ -646,7 +646,8 @@ async fn check_uidvalidity(shared: &Arc<Shared>, conn: &Connection) -> Result<()
 }
 
 /// Processes everything waiting in the mailbox. Batches overlap: while one commits on the blocking pool, the next
-/// is downloaded and parsed (on the other core). A batch leaves the inbox only after its own commit.
+/// finishes its parse and the one after it downloads (parsed as it arrives). A batch leaves the inbox only after
+/// its own commit.
 async fn drain(
     shared: &Arc<Shared>,
     cfg: &ImapConfig,

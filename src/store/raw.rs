@@ -1,15 +1,15 @@
 //! Raw mail as stored. Every mail is kept byte for byte, and most of a helpdesk's mail is text that compresses
-//! well, so rows are written as a zstd frame when that is smaller (the shared workload: 108 → 76 MB fewer bytes for
-//! the store thread to write and fsync). `raw_messages.encoding` says which: NULL is the bytes themselves (every
-//! row written before migration 0006, and mail that does not shrink), `zstd` a frame of them. Readers get the
-//! exact bytes back either way; the SHA-256 in the row is always that of the exact bytes.
+//! well, so rows are written as zstd when that is smaller (the shared workload: 108 → 76 MB fewer bytes for the
+//! store thread to write and fsync). `raw_messages.encoding` says which: NULL is the bytes themselves (every row
+//! written before migration 0006, and mail that does not shrink), `zstd` one or more concatenated frames of them.
+//! Readers get the exact bytes back either way; the SHA-256 in the row is always that of the exact bytes.
 
 use super::{Result, StoreError};
 
 /// The `raw_messages.encoding` of a zstd frame.
 pub(super) const ZSTD: &str = "zstd";
 
-/// Level 1: most of the size win at a few hundred MB/s, inside the store's transaction (see docs/benchmark.md).
+/// Level 1: most of the size win at a few hundred MB/s, on the parsing core (see docs/benchmark.md).
 const LEVEL: i32 = 1;
 
 /// Raw bytes per zstd frame of a [`Packed`] mail. zstd decodes concatenated frames as one stream, so a row written
