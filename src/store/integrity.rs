@@ -226,9 +226,15 @@ pub fn open_checked(
     thoroughness: Thoroughness,
 ) -> std::result::Result<(Store, UseLock), IntegrityError> {
     // Whoever creates the database does so alone: a second process must not meet the file while it is still
-    // 0 bytes (refused as an emptied database) when two mails arrive on a fresh installation at once.
-    let creating = missing_or_empty(db);
-    let lock = if creating { UseLock::exclusive(db)? } else { UseLock::shared(db)? };
+    // 0 bytes (refused as an emptied database) when two mails arrive on a fresh installation at once. One that
+    // found it missing but sees it made meanwhile uses it alongside its maker: a daemon that made it keeps its
+    // lock for as long as it runs, so waiting for that would only time out (and make the MTA retry).
+    let made_here = if missing_or_empty(db) { UseLock::to_create(db)? } else { None };
+    let creating = made_here.is_some();
+    let lock = match made_here {
+        Some(lock) => lock,
+        None => UseLock::shared(db)?,
+    };
     preflight(db, state_dir)?;
     if db.exists() {
         let fingerprint = fingerprint(db);
@@ -436,6 +442,30 @@ mod tests {
         let started = Instant::now();
         assert!(UseLock::to_create(&db).unwrap().is_none());
         assert!(started.elapsed() < Duration::from_secs(5), "gave up at once, not after the lock wait");
+        drop(daemon);
+    }
+
+    #[test]
+    fn a_process_that_found_no_database_uses_the_one_a_daemon_made_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("postdesk.db");
+        // The daemon is making the database (0 bytes so far) under its lock, which it keeps while it runs. An
+        // `ingest` starting now finds the file empty; the daemon finishes making it a moment later.
+        std::fs::write(&db, b"").unwrap();
+        let daemon = UseLock::shared(&db).unwrap();
+        let making = {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(300));
+                drop(Store::open(&db).unwrap());
+            })
+        };
+        let started = Instant::now();
+        let opened = open_checked(&db, dir.path(), Thoroughness::WhenChanged);
+        making.join().unwrap();
+        let waited = started.elapsed();
+        assert!(opened.is_ok(), "{:?}", opened.err().map(|e| e.to_string()));
+        assert!(waited < Duration::from_secs(5), "used it once made, not after the lock wait: {waited:?}");
         drop(daemon);
     }
 
