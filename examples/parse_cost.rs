@@ -20,7 +20,7 @@ fn main() {
     let stages: [Stage<'_>; 5] = [
         ("prescan", &|m| drop(postdesk::parse::limits::prescan(m, &limits))),
         ("sha256 of the raw mail", &|m| drop(postdesk::model::sha256_hex(m))),
-        ("zstd level 1", &|m| drop(postdesk::store::compress_raw(m))),
+        ("zstd level 1", &|m| drop(postdesk::store::pack_raw(m))),
         ("mail-parser alone", &|m| drop(mail_parser::MessageParser::default().parse(m))),
         ("parse_mail_hashed (all of parsing)", &|m| drop(postdesk::parse::parse_mail_hashed(m, &limits))),
     ];

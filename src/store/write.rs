@@ -155,11 +155,13 @@ impl<'c> Tx<'c> {
     /// SQLite's blob handle, frame by frame: a bound blob is copied twice inside SQLite (the bound value, then the
     /// record), which for the benchmark's largest mail was 9 MB of the daemon's peak memory (docs/benchmark.md).
     pub fn insert_raw_as(&self, raw: &[u8], packed: Option<&super::raw::Packed>, sha256: &str) -> Result<i64> {
-        let (pieces, size, encoding): (&[Vec<u8>], usize, Option<&str>) = match packed {
-            Some(packed) => (packed.frames(), packed.size(), Some(super::raw::ZSTD)),
-            None => (&[], raw.len(), None),
+        // What the row stores, in order: the frames, or the bytes themselves.
+        let (pieces, encoding): (Vec<&[u8]>, Option<&str>) = match packed {
+            Some(packed) => (packed.frames().iter().map(Vec::as_slice).collect(), Some(super::raw::ZSTD)),
+            None => (vec![raw], None),
         };
-        let stored_len = packed.map_or(raw.len(), super::raw::Packed::stored_len);
+        let size = packed.map_or(raw.len(), super::raw::Packed::size);
+        let stored_len: usize = pieces.iter().map(|piece| piece.len()).sum();
         let streamed = stored_len > STREAMED_BYTES;
         let mut insert = self.tx.prepare_cached(
             "INSERT INTO raw_messages (sha256, size, data, encoding, payload) VALUES (?1, ?2, ?3, ?4, ?5) \
@@ -170,11 +172,10 @@ impl<'c> Tx<'c> {
                 .map_err(|_| super::StoreError::Invalid(format!("raw mail of {stored_len} bytes")))?;
             insert.query_row(params![sha256, size as i64, &[] as &[u8], encoding, ZeroBlob(length)], |r| r.get(0))
         } else {
-            // Small enough to bind: the frames (a row this small has one) or the bytes themselves.
-            let inline: std::borrow::Cow<'_, [u8]> = match pieces {
-                [] => raw.into(),
-                [one] => one.as_slice().into(),
-                many => many.concat().into(),
+            // Small enough to bind; a row this small has one piece.
+            let inline = match pieces[..] {
+                [one] => std::borrow::Cow::Borrowed(one),
+                _ => std::borrow::Cow::Owned(pieces.concat()),
             };
             insert.query_row(params![sha256, size as i64, &*inline, encoding, None::<&[u8]>], |r| r.get(0))
         }
@@ -183,9 +184,6 @@ impl<'c> Tx<'c> {
             Some(id) => {
                 if streamed {
                     let mut blob = self.tx.blob_open(MAIN_DB, c"raw_messages", c"payload", id, false)?;
-                    if packed.is_none() {
-                        blob.write_at(raw, 0)?;
-                    }
                     let mut offset = 0;
                     for piece in pieces {
                         blob.write_at(piece, offset)?;
