@@ -820,6 +820,7 @@ async fn fetch_and_parse(
         }
         out
     });
+    let source_key = conn.source_keys();
     let mut to_download = Vec::new();
     for &(uid, size) in batch {
         if size as usize > max_size {
@@ -829,7 +830,7 @@ async fn fetch_and_parse(
             };
             let mail = Incoming {
                 source: source(uid),
-                source_key: Some(conn.source_key(uid)),
+                source_key: Some(source_key(uid)),
                 raw: Vec::new(),
                 refused: Some(refused),
             };
@@ -839,7 +840,6 @@ async fn fetch_and_parse(
             to_download.push(uid);
         }
     }
-    let source_key = conn.source_keys();
     conn.download_each(&to_download, |uid, raw| {
         let mail = Incoming { source: source(uid), source_key: Some(source_key(uid)), raw, refused: None };
         let _ = arrived.send((uid, mail));

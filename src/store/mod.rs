@@ -26,7 +26,9 @@ pub use outbox::{Due, NewOutgoing, OutboxCounts, OutboxView, SuppressionView};
 pub use outbox_control::{Control, WaitReason};
 pub use privacy::{AuditLine, ERASED, Erased, Purged, SentTo};
 pub use quarantine::{QuarantineAction, QuarantineItem};
-pub use raw::{Packed, compress as compress_raw, pack as pack_raw};
+#[cfg(test)]
+use raw::compress as compress_raw;
+pub use raw::{Packed, pack as pack_raw};
 pub use read::{
     ArticleView, AttachmentView, MetricsCounts, QuarantineView, RuleHitView, StatusCounts, TicketDetail, TicketFilter,
     TicketSummary,

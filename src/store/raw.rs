@@ -70,7 +70,8 @@ pub fn pack(raw: &[u8]) -> Option<Packed> {
     (!frames.is_empty()).then_some(Packed { frames, size: raw.len() })
 }
 
-/// The zstd frame(s) of `raw` as one buffer, or None as for [`pack`].
+/// The zstd frame(s) of `raw` as one buffer, as a row stores them, or None as for [`pack`].
+#[cfg(test)]
 pub fn compress(raw: &[u8]) -> Option<Vec<u8>> {
     pack(raw).map(|packed| packed.frames.concat())
 }
