@@ -64,11 +64,11 @@ pub fn pack(raw: &[u8]) -> Option<Packed> {
 }
 
 /// Mail up to this size is packed with a context kept by the thread. Setting up a context costs about as much as
-/// compressing a small mail (batch `ingest` of 2,000 mails of ~0.8 KB: 8–10 % less CPU with it kept), and a context
-/// that has only seen small input keeps a small workspace. Larger mail gets a context of its own, freed with it: a
-/// context kept for all mail would hold a workspace sized for a 1 MiB piece on every thread that packs (the
-/// daemon's peak RSS rose 2–4 MB, for no gain in time; docs/benchmark.md, issue 12, eighth pass).
-const SHARED_CONTEXT_BYTES: usize = 64 << 10;
+/// compressing a small mail (batch `ingest` of 2,000 mails of ~0.8 KB: 9 % less CPU with it kept). A context keeps
+/// a workspace sized for the largest input it has seen: ~220 KB for 16 KiB, ~580 KB for a 1 MiB piece. Larger
+/// mail therefore gets a context of its own, freed with it; one kept for all mail raised the daemon's peak RSS
+/// 2–4 MB, for no gain in time (docs/benchmark.md, issue 12, eighth pass).
+const SHARED_CONTEXT_BYTES: usize = 16 << 10;
 
 thread_local! {
     static SMALL_MAIL_COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
