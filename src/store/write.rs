@@ -143,13 +143,16 @@ impl<'c> Tx<'c> {
     }
 
     /// Stores a mail's raw bytes once per content and returns their row id. The row holds their zstd frames when
-    /// that is smaller ([`super::raw::pack`]).
+    /// that is smaller ([`super::raw::pack`]). The pipeline packs on its parsing core and calls
+    /// [`Self::insert_raw_as`]; this one-step form is for tests.
+    #[cfg(test)]
     pub fn insert_raw(&self, raw: &[u8], sha256: &str) -> Result<i64> {
         self.insert_raw_as(raw, super::raw::pack(raw).as_ref(), sha256)
     }
 
-    /// [`Self::insert_raw`] for a mail already packed, or found not to shrink, on the parsing core: `packed` is
-    /// what [`super::raw::pack`] made of the mail, and `raw` is then not read (the caller may have released it).
+    /// Stores a mail's raw bytes once per content, as packed (or found not to shrink) on the parsing core, and
+    /// returns their row id: `packed` is what [`super::raw::pack`] made of the mail, and `raw` is then not read
+    /// (the caller may have released it).
     ///
     /// Large rows go into `payload`, the row's last column, as a zero-filled blob that is then written through
     /// SQLite's blob handle, frame by frame: a bound blob is copied twice inside SQLite (the bound value, then the
